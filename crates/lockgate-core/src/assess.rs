@@ -1,0 +1,285 @@
+//! From facts to assessment: authorship, secrets, categories, impact and owners,
+//! assembled into the [`PolicyInput`] document.
+//!
+//! Pure: the caller supplies the change, the configuration and the CODEOWNERS text.
+
+use crate::agents::{IdentityError, Registry};
+use crate::category::{Category, Impact, ImpactTable};
+use crate::change::ChangeSet;
+use crate::classify::{Classifier, ClassifyError};
+use crate::codeowners::CodeOwners;
+use crate::config::Config;
+use crate::input::{
+    ChangeSummary, CommitFacts, FileFacts, FindingFacts, INPUT_SCHEMA_VERSION, OwnerGroup,
+    OwnersFacts, PolicyConfig, PolicyInput,
+};
+use crate::secrets::{Finding, SecretConfigError, SecretScanner};
+use std::collections::BTreeSet;
+
+/// The configuration could not be compiled into detectors.
+#[derive(Debug, thiserror::Error)]
+pub enum AssessError {
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Classify(#[from] ClassifyError),
+    #[error(transparent)]
+    Secrets(#[from] SecretConfigError),
+}
+
+/// A CODEOWNERS file and where it was found.
+pub struct OwnersFile {
+    pub path: String,
+    pub owners: CodeOwners,
+}
+
+/// Compiled detectors for one configuration.
+pub struct Assessor {
+    registry: Registry,
+    classifier: Classifier,
+    scanner: SecretScanner,
+    impact: ImpactTable,
+    config: Config,
+}
+
+impl Assessor {
+    /// Compiles every rule in `config`; fails on the first invalid one.
+    pub fn new(config: &Config) -> Result<Assessor, AssessError> {
+        Ok(Assessor {
+            registry: Registry::new(&config.agents)?,
+            classifier: Classifier::new(&config.classify)?,
+            scanner: SecretScanner::new(&config.secrets)?,
+            impact: ImpactTable::new(&config.impact),
+            config: config.clone(),
+        })
+    }
+
+    /// Scans added lines for secrets and redacts every hit in `change` in place, so no
+    /// later stage (or log line) can see a secret value.
+    pub fn scan_secrets(&self, change: &mut ChangeSet) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        for file in &mut change.files {
+            if file.binary || self.scanner.path_allowed(&file.path) {
+                continue;
+            }
+            for line in &mut file.added {
+                let hits = self.scanner.scan_line(&file.path, line.number, &line.text);
+                if !hits.is_empty() {
+                    line.text = self.scanner.redact_line(&line.text);
+                    findings.extend(hits);
+                }
+            }
+        }
+        findings
+    }
+
+    /// Builds the policy input. `findings` come from [`Assessor::scan_secrets`].
+    pub fn assess(
+        &self,
+        change: &ChangeSet,
+        findings: &[Finding],
+        codeowners: Option<&OwnersFile>,
+    ) -> PolicyInput {
+        let author = self.registry.classify(&change.commits);
+        let mut files = Vec::with_capacity(change.files.len());
+        for file in &change.files {
+            let own: Vec<Finding> = findings
+                .iter()
+                .filter(|f| f.path == file.path)
+                .cloned()
+                .collect();
+            let class = self.classifier.classify(file, &own);
+            let (owners, owners_line) = match codeowners.and_then(|c| c.owners.rule_for(&file.path))
+            {
+                Some(rule) => (rule.owners.clone(), Some(rule.line)),
+                None => (Vec::new(), None),
+            };
+            files.push(FileFacts {
+                path: file.path.clone(),
+                old_path: file.old_path.clone(),
+                status: file.status,
+                similarity: file.similarity,
+                old_kind: file.old_kind,
+                new_kind: file.new_kind,
+                binary: file.binary,
+                summarized: file.summarized,
+                size: file.size,
+                lines_added: file.lines_added,
+                lines_removed: file.lines_removed,
+                content_truncated: file.content_truncated,
+                path_not_utf8: file.path_not_utf8,
+                impact: self.impact.max_of(&class.categories),
+                categories: class.categories,
+                flags: class.flags,
+                owners,
+                owners_line,
+                reasons: class.reasons,
+            });
+        }
+
+        let categories: BTreeSet<Category> = files
+            .iter()
+            .flat_map(|f| f.categories.iter().copied())
+            .collect();
+        let impact = files.iter().map(|f| f.impact).max().unwrap_or(Impact::Low);
+
+        let mut finding_facts: Vec<FindingFacts> = findings
+            .iter()
+            .map(|f| FindingFacts {
+                kind: "secret".into(),
+                rule: f.rule.clone(),
+                message: format!("{} in added line", f.description),
+                path: f.path.clone(),
+                line: f.line,
+                start_column: Some(f.start_column),
+                end_column: Some(f.end_column),
+            })
+            .collect();
+        finding_facts.extend(change.files.iter().filter(|f| f.path_not_utf8).map(|f| {
+            FindingFacts {
+                kind: "input".into(),
+                rule: "input.non_utf8_path".into(),
+                message: "path is not valid UTF-8; path rules cannot be applied reliably".into(),
+                path: f.path.clone(),
+                line: 0,
+                start_column: None,
+                end_column: None,
+            }
+        }));
+
+        PolicyInput {
+            schema_version: INPUT_SCHEMA_VERSION.into(),
+            change: ChangeSummary {
+                base_ref: change.base_ref.clone(),
+                head_ref: change.head_ref.clone(),
+                base: change.base.clone(),
+                head: change.head.clone(),
+                merge_base: change.merge_base.clone(),
+                commit_count: change.commits.len() as u32,
+                file_count: change.files.len() as u32,
+                lines_added: change.lines_added(),
+                lines_removed: change.lines_removed(),
+                truncated: change.truncated,
+                notes: change.notes.clone(),
+            },
+            author,
+            commits: change
+                .commits
+                .iter()
+                .map(|c| CommitFacts {
+                    sha: c.sha.clone(),
+                    author: c.author.clone(),
+                    committer: c.committer.clone(),
+                    summary: c.summary.clone(),
+                    trailers: c.trailers.clone(),
+                    parents: c.parents,
+                    time: c.time,
+                })
+                .collect(),
+            owners: owner_facts(&files, codeowners),
+            files,
+            categories: categories.into_iter().collect(),
+            impact,
+            findings: finding_facts,
+            config: PolicyConfig {
+                gate_humans: self.config.policy.gate_humans,
+                matrix: self.config.routing.full_matrix(),
+                never_automate: self.config.routing.never_automate.clone(),
+                never_automate_flags: self.config.routing.never_automate_flags.clone(),
+                review: self.config.review.clone(),
+                impact: self.impact.as_map().clone(),
+            },
+        }
+    }
+}
+
+/// Groups files by owner set (first-seen order) and lists the unowned ones.
+fn owner_facts(files: &[FileFacts], codeowners: Option<&OwnersFile>) -> OwnersFacts {
+    let mut groups: Vec<OwnerGroup> = Vec::new();
+    let mut unowned = Vec::new();
+    for file in files {
+        if file.owners.is_empty() {
+            unowned.push(file.path.clone());
+            continue;
+        }
+        match groups.iter_mut().find(|g| g.owners == file.owners) {
+            Some(group) => {
+                group.files.push(file.path.clone());
+                group.impact = group.impact.max(file.impact);
+                for c in &file.categories {
+                    if !group.categories.contains(c) {
+                        group.categories.push(*c);
+                    }
+                }
+                group.categories.sort();
+            }
+            None => groups.push(OwnerGroup {
+                owners: file.owners.clone(),
+                files: vec![file.path.clone()],
+                impact: file.impact,
+                categories: file.categories.clone(),
+            }),
+        }
+    }
+    OwnersFacts {
+        file: codeowners.map(|c| c.path.clone()),
+        errors: codeowners
+            .map(|c| c.owners.errors().to_vec())
+            .unwrap_or_default(),
+        groups,
+        unowned,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::change::{Commit, FileChange, FileStatus, Person};
+
+    fn change() -> ChangeSet {
+        ChangeSet {
+            base_ref: "main".into(),
+            head_ref: "HEAD".into(),
+            base: "b".repeat(40),
+            head: "h".repeat(40),
+            merge_base: "b".repeat(40),
+            commits: vec![Commit {
+                sha: "c".repeat(40),
+                author: Person::new("Codex", "codex@openai.com"),
+                committer: Person::new("Codex", "codex@openai.com"),
+                summary: "work".into(),
+                ..Commit::default()
+            }],
+            files: vec![
+                FileChange::new("README.md", FileStatus::Modified).with_added_text("hello"),
+                FileChange::new("src/config.rs", FileStatus::Modified)
+                    .with_added_text("let k = \"AKIALALEMEL33243OLIA\";"),
+            ],
+            ..ChangeSet::default()
+        }
+    }
+
+    #[test]
+    fn assembles_facts_and_redacts_secrets_in_memory() {
+        let a = Assessor::new(&Config::default()).unwrap();
+        let mut c = change();
+        let findings = a.scan_secrets(&mut c);
+        assert_eq!(findings.len(), 1);
+        assert!(!c.files[1].added[0].text.contains("AKIALALEMEL33243OLIA"));
+
+        let owners = OwnersFile {
+            path: ".github/CODEOWNERS".into(),
+            owners: CodeOwners::parse("*.md @org/docs\n/src/ @org/core\n"),
+        };
+        let input = a.assess(&c, &findings, Some(&owners));
+        assert_eq!(input.author.agent.as_deref(), Some("codex"));
+        assert_eq!(input.impact, Impact::Critical);
+        assert_eq!(input.files[0].owners, ["@org/docs"]);
+        assert_eq!(input.owners.groups.len(), 2);
+        assert_eq!(input.findings[0].rule, "aws-access-key-id");
+        let json = serde_json::to_string(&input).unwrap();
+        assert!(!json.contains("AKIALALEMEL33243OLIA"));
+        assert!(input.digest().starts_with("sha256:"));
+        assert_eq!(input.digest(), input.clone().digest());
+    }
+}

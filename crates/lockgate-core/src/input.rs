@@ -1,0 +1,197 @@
+//! The policy input document: the one versioned contract with users' Rego policies.
+//!
+//! Within a major version (`lockgate.input/v1`) changes are additive only. The JSON
+//! Schema in `schema/input.v1.json` is generated from these types (`lockgate schema`),
+//! and a test keeps the file in sync.
+//!
+//! The document carries facts, never line content: secrets found in added lines are
+//! reported by location and kind only, so the document (and its digest) is safe to log.
+
+use crate::agents::Authorship;
+use crate::category::{Category, Impact, TrustBand};
+use crate::change::{EntryKind, FileStatus, Person, Trailer};
+use crate::classify::CategoryReason;
+use crate::codeowners::LineError;
+use crate::config::{ReviewSettings, Route};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// Version tag of the input document.
+pub const INPUT_SCHEMA_VERSION: &str = "lockgate.input/v1";
+
+/// The document every policy evaluates, as `input`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PolicyInput {
+    /// Always `lockgate.input/v1` for this version.
+    pub schema_version: String,
+    pub change: ChangeSummary,
+    pub author: Authorship,
+    pub commits: Vec<CommitFacts>,
+    pub files: Vec<FileFacts>,
+    /// Categories present in the change, in vocabulary order.
+    pub categories: Vec<Category>,
+    /// The highest impact of any file.
+    pub impact: Impact,
+    /// Secrets and other detector hits (redacted: location and kind only).
+    pub findings: Vec<FindingFacts>,
+    pub owners: OwnersFacts,
+    /// The settings policies need: routing matrix, review counts, who is gated.
+    pub config: PolicyConfig,
+}
+
+/// Range and size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChangeSummary {
+    pub base_ref: String,
+    pub head_ref: String,
+    pub base: String,
+    pub head: String,
+    pub merge_base: String,
+    pub commit_count: u32,
+    pub file_count: u32,
+    pub lines_added: u64,
+    pub lines_removed: u64,
+    /// Some content was not read (limits); scanning is incomplete.
+    pub truncated: bool,
+    pub notes: Vec<String>,
+}
+
+/// One commit, without its message body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CommitFacts {
+    pub sha: String,
+    pub author: Person,
+    pub committer: Person,
+    pub summary: String,
+    pub trailers: Vec<Trailer>,
+    pub parents: u32,
+    pub time: i64,
+}
+
+/// One changed file with its assessment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FileFacts {
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_path: Option<String>,
+    pub status: FileStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_kind: Option<EntryKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_kind: Option<EntryKind>,
+    pub binary: bool,
+    pub summarized: bool,
+    pub size: u64,
+    pub lines_added: u32,
+    pub lines_removed: u32,
+    pub content_truncated: bool,
+    pub path_not_utf8: bool,
+    pub categories: Vec<Category>,
+    pub flags: Vec<String>,
+    /// Highest impact among the file's categories.
+    pub impact: Impact,
+    /// CODEOWNERS owners (empty when unowned).
+    pub owners: Vec<String>,
+    /// CODEOWNERS line that decided ownership.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owners_line: Option<usize>,
+    pub reasons: Vec<CategoryReason>,
+}
+
+/// A detector hit, redacted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FindingFacts {
+    /// `secret`, or `input` for problems with the change itself.
+    pub kind: String,
+    pub rule: String,
+    pub message: String,
+    pub path: String,
+    /// 1-based line in the new file (0 when the finding is about the whole file).
+    pub line: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_column: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_column: Option<u32>,
+}
+
+/// CODEOWNERS facts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OwnersFacts {
+    /// The CODEOWNERS file used (read from the base revision), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Lines GitHub would skip.
+    pub errors: Vec<LineError>,
+    /// Files grouped by identical owner sets, in first-seen order.
+    pub groups: Vec<OwnerGroup>,
+    /// Changed files no CODEOWNERS line owns.
+    pub unowned: Vec<String>,
+}
+
+/// Files that share one owner set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OwnerGroup {
+    pub owners: Vec<String>,
+    pub files: Vec<String>,
+    /// Highest impact among these files.
+    pub impact: Impact,
+    /// Union of the files' categories.
+    pub categories: Vec<Category>,
+}
+
+/// The configuration policies see.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PolicyConfig {
+    /// Apply the agent gates to humans too.
+    pub gate_humans: bool,
+    /// `matrix[impact][trust]` → route, every cell filled.
+    pub matrix: BTreeMap<Impact, BTreeMap<TrustBand, Route>>,
+    pub never_automate: Vec<Category>,
+    pub never_automate_flags: Vec<String>,
+    pub review: ReviewSettings,
+    /// Impact per category in effect.
+    pub impact: BTreeMap<Category, Impact>,
+}
+
+impl PolicyInput {
+    /// The document as a JSON value with object keys sorted, so equal inputs give
+    /// byte-identical serializations.
+    pub fn to_canonical_json(&self) -> serde_json::Value {
+        // serde_json's default map is a BTreeMap: converting through Value sorts keys.
+        serde_json::to_value(self).expect("the input document always serializes")
+    }
+
+    /// `sha256:<hex>` over the canonical JSON bytes: identifies exactly what policy saw.
+    pub fn digest(&self) -> String {
+        digest_value(&self.to_canonical_json())
+    }
+}
+
+/// `sha256:<hex>` of a JSON value's compact serialization (keys sorted).
+pub fn digest_value(value: &serde_json::Value) -> String {
+    let bytes = serde_json::to_vec(value).expect("a JSON value always serializes");
+    format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))
+}
+
+/// The JSON Schema of [`PolicyInput`], pretty-printed.
+pub fn input_schema_json() -> String {
+    let mut schema =
+        serde_json::to_value(schemars::schema_for!(PolicyInput)).expect("schemas serialize");
+    if let Some(obj) = schema.as_object_mut() {
+        obj.insert(
+            "$id".into(),
+            "https://lockgate.dev/schema/input.v1.json".into(),
+        );
+        obj.insert(
+            "title".into(),
+            "Lockgate policy input (lockgate.input/v1)".into(),
+        );
+    }
+    let mut out = serde_json::to_string_pretty(&schema).expect("schemas serialize");
+    out.push('\n');
+    out
+}
