@@ -1,0 +1,214 @@
+# Lockgate's built-in policy pack: the default gates, as readable, testable Rego.
+#
+# Input: the `lockgate.input/v1` document (see schema/input.v1.json; `lockgate schema`).
+# Results, collected from every package (this one and the team's):
+#   deny             contains {"rule", "message"}                     -> blocked
+#   require_approval contains {"rule", "owners", "count", "reason"}   -> needs approval
+#   warn             contains {"rule", "message"}                     -> reported
+#   notes            contains {"rule", "message"}                     -> reported (info)
+# Only this package can allow an automatic merge (`allow_auto_merge`); with no allow,
+# no deny and no required approval, Lockgate fails closed to "needs approval".
+#
+# Rule ids starting with `secrets.`, `input.` or `policy.` cannot be disabled by
+# `policy.disabled_rules`; the others can.
+package lockgate.builtin
+
+import rego.v1
+
+# ── who is gated ───────────────────────────────────────────────────────────────
+# Agents, bots and mixed ranges are gated; humans only if the team says so.
+gated if input.author.kind != "human"
+
+gated if input.config.gate_humans
+
+# A gated human (gate_humans) is treated as a high-trust author.
+trust_band := input.author.trust
+
+trust_band := "high" if not input.author.trust
+
+# ── the risk matrix ────────────────────────────────────────────────────────────
+route_rank := {"automate": 0, "approve": 1, "gate": 2, "forbid": 3}
+
+matrix_route := input.config.matrix[input.impact][trust_band]
+
+# Files that are never automated for a gated author: secrets, auth, governance
+# (an agent editing its own gate) and direct production deploy config, by default.
+never_automate contains sprintf("%s (%s)", [f.path, c]) if {
+	some f in input.files
+	some c in f.categories
+	c in input.config.never_automate
+}
+
+never_automate contains sprintf("%s (%s)", [f.path, flag]) if {
+	some f in input.files
+	some flag in f.flags
+	flag in input.config.never_automate_flags
+}
+
+floor_route := "gate" if count(never_automate) > 0
+
+default floor_route := "automate"
+
+route := matrix_route if {
+	gated
+	route_rank[matrix_route] >= route_rank[floor_route]
+}
+
+route := floor_route if {
+	gated
+	route_rank[floor_route] > route_rank[matrix_route]
+}
+
+allow_auto_merge if not gated
+
+allow_auto_merge if route == "automate"
+
+who := sprintf("%s %s", [input.author.kind, input.author.agent]) if input.author.agent
+
+who := input.author.kind if not input.author.agent
+
+notes contains {"rule": "route.summary", "message": msg} if {
+	gated
+	msg := sprintf(
+		"route %s: %s impact (%s), author %s with %s trust",
+		[route, input.impact, concat(", ", input.categories), who, trust_band],
+	)
+}
+
+notes contains {"rule": "route.human", "message": msg} if {
+	not gated
+	msg := "human change: agent gates do not apply (set policy.gate_humans to extend them)"
+}
+
+notes contains {"rule": "route.never_automate", "message": msg} if {
+	gated
+	count(never_automate) > 0
+	items := sort([x | some x in never_automate])
+	msg := sprintf("never automated for agents: %s", [concat(", ", items)])
+}
+
+deny contains {"rule": "route.forbid", "message": msg} if {
+	route == "forbid"
+	msg := sprintf(
+		"%s impact change by %s with %s trust is not allowed (risk matrix: forbid)",
+		[input.impact, who, trust_band],
+	)
+}
+
+# ── approvals per owner group ──────────────────────────────────────────────────
+approval_count(impact) := input.config.review.gate_approvals if {
+	route == "gate"
+	impact == "critical"
+}
+
+approval_count(impact) := input.config.review.approvals if {
+	route == "gate"
+	impact != "critical"
+}
+
+approval_count(_) := input.config.review.approvals if route == "approve"
+
+require_approval contains a if {
+	route in {"approve", "gate"}
+	some g in input.owners.groups
+	a := {
+		"rule": sprintf("route.%s", [route]),
+		"owners": g.owners,
+		"count": approval_count(g.impact),
+		"reason": sprintf(
+			"%s: %s impact (%s) in %d file(s) owned by %s",
+			[route, g.impact, concat(", ", g.categories), count(g.files), concat(" ", g.owners)],
+		),
+	}
+}
+
+unowned_impact := max([route_rank[f.impact] | some f in input.files; f.path in input.owners.unowned])
+
+unowned_label := l if {
+	some l, r in {"low": 0, "medium": 1, "high": 2, "critical": 3}
+	r == unowned_impact
+}
+
+require_approval contains a if {
+	route in {"approve", "gate"}
+	count(input.owners.unowned) > 0
+	a := {
+		"rule": sprintf("route.%s", [route]),
+		"owners": input.config.review.fallback_reviewers,
+		"count": approval_count(unowned_label),
+		"reason": sprintf(
+			"%s: %d file(s) with no CODEOWNERS owner (%s impact)",
+			[route, count(input.owners.unowned), unowned_label],
+		),
+	}
+}
+
+warn contains {"rule": "owners.none", "message": msg} if {
+	route in {"approve", "gate"}
+	count(input.owners.unowned) > 0
+	count(input.config.review.fallback_reviewers) == 0
+	msg := "some gated files have no CODEOWNERS owner and review.fallback_reviewers is empty: any maintainer can approve"
+}
+
+# ── rules for everyone ─────────────────────────────────────────────────────────
+# A leaked secret blocks anyone's change.
+deny contains {"rule": "secrets.leaked", "message": msg} if {
+	some f in input.findings
+	f.kind == "secret"
+	msg := sprintf(
+		"%s:%d: %s; remove it from the change and rotate the credential",
+		[f.path, f.line, f.message],
+	)
+}
+
+deny contains {"rule": "input.non_utf8_path", "message": msg} if {
+	some f in input.findings
+	f.rule == "input.non_utf8_path"
+	msg := sprintf("%s: %s", [f.path, f.message])
+}
+
+require_approval contains a if {
+	input.change.truncated
+	a := {
+		"rule": "input.truncated",
+		"owners": input.config.review.fallback_reviewers,
+		"count": 1,
+		"reason": sprintf(
+			"the change was not fully scanned (%s); a person must review it",
+			[concat("; ", input.change.notes)],
+		),
+	}
+}
+
+warn contains {"rule": "owners.codeowners_errors", "message": msg} if {
+	some e in input.owners.errors
+	msg := sprintf("%s:%d: %s (GitHub skips this line)", [input.owners.file, e.line, e.message])
+}
+
+# ── agent-specific checks ──────────────────────────────────────────────────────
+# An agent that deletes tests may be making a failing suite pass.
+require_approval contains a if {
+	gated
+	deleted := [f.path | some f in input.files; f.status == "deleted"; "tests" in f.categories]
+	count(deleted) > 0
+	a := {
+		"rule": "tests.deleted",
+		"owners": input.config.review.fallback_reviewers,
+		"count": 1,
+		"reason": sprintf("%s deleted test files: %s", [who, concat(", ", deleted)]),
+	}
+}
+
+warn contains {"rule": "author.weak_evidence", "message": msg} if {
+	some a in input.author.agents
+	a.weak
+	msg := sprintf("%s identified only by a message marker, not by identity or trailer", [a.id])
+}
+
+warn contains {"rule": "author.mixed", "message": msg} if {
+	input.author.kind == "mixed"
+	msg := sprintf(
+		"range mixes human and agent commits (humans: %s); gated as an agent change",
+		[concat(", ", input.author.humans)],
+	)
+}
