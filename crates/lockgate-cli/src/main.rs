@@ -1,1 +1,226 @@
-fn main() {}
+//! The `lockgate` command.
+
+mod check;
+mod demo;
+mod policy_cmd;
+mod render;
+mod sources;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use render::{Format, exit};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  auto_merge      the change may merge on its own
+  3  needs_approval  the change needs the listed approvals
+  4  blocked         the change may not merge
+  1  error           Lockgate could not decide (never 0: fail closed)
+  2  usage           invalid command line";
+
+/// Lockgate: gates for changes written by coding agents.
+///
+/// Reads a change from git, works out who wrote it (agent, bot or human), classifies
+/// every file, finds leaked secrets, resolves CODEOWNERS and evaluates Rego policy to
+/// decide: merge on its own, needs named approval, or blocked.
+#[derive(Parser)]
+#[command(name = "lockgate", version, propagate_version = true, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "warn", env = "LOCKGATE_LOG")]
+    log: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a change (base..head) and print the decision.
+    ///
+    /// The diff is `merge-base(base, head)..head`, as a pull request shows it.
+    /// Configuration (.lockgate.toml), CODEOWNERS and team policies
+    /// (.lockgate/policies/*.rego) are read from the BASE revision, so a change cannot
+    /// loosen its own gate; --config and --policy-dir override that for local trials.
+    ///
+    /// Examples:
+    ///   lockgate check --base origin/main --head HEAD
+    ///   lockgate check --base main --format markdown --output "$GITHUB_STEP_SUMMARY"
+    ///   lockgate check --base main --format sarif --output lockgate.sarif
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Check(CheckArgs),
+    /// Build a throwaway repository with agent, bot and human changes and check each.
+    ///
+    /// Needs nothing but this binary: the repository is written with gix in a
+    /// temporary directory and removed afterwards unless --keep is given.
+    Demo {
+        /// Keep the demo repository in this directory (must not exist yet).
+        #[arg(long)]
+        keep: Option<PathBuf>,
+        /// Print the full report for every scenario, not just the summary table.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Print the JSON Schema of the policy input document (lockgate.input/v1).
+    Schema,
+    /// Work with Rego policies.
+    #[command(subcommand)]
+    Policy(policy_cmd::PolicyCommand),
+    /// Print a built-in default rule file (agents or classify) as TOML.
+    Defaults {
+        #[arg(value_enum)]
+        which: Defaults,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Defaults {
+    /// Agent and bot identities.
+    Agents,
+    /// Path and content classification rules.
+    Classify,
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// Base revision (the target branch). Default: $GITHUB_BASE_REF or
+    /// $CI_MERGE_REQUEST_TARGET_BRANCH_NAME on origin, else origin/HEAD, origin/main,
+    /// origin/master, main, master — the first that exists.
+    #[arg(long)]
+    base: Option<String>,
+    /// Head revision (the proposed change).
+    #[arg(long, default_value = "HEAD")]
+    head: String,
+    /// Repository directory.
+    #[arg(long, default_value = ".")]
+    repo: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Write the report to this file instead of stdout.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Use this configuration file instead of .lockgate.toml at the base revision.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Use the *.rego files in this directory instead of .lockgate/policies at base.
+    #[arg(long)]
+    policy_dir: Option<PathBuf>,
+    /// Also write the policy input document (JSON) to this file, for `policy eval`.
+    #[arg(long)]
+    input_out: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
+        }
+    };
+    init_tracing(&cli.log);
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("lockgate: error: {e:#}");
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Check(args) => run_check(args),
+        Command::Demo { keep, verbose } => demo::run(keep, verbose),
+        Command::Schema => {
+            print!("{}", lockgate_core::input::input_schema_json());
+            Ok(0)
+        }
+        Command::Policy(cmd) => policy_cmd::run(cmd),
+        Command::Defaults { which } => {
+            print!(
+                "{}",
+                match which {
+                    Defaults::Agents => lockgate_core::agents::DEFAULT_IDENTITIES_TOML,
+                    Defaults::Classify => lockgate_core::classify::DEFAULT_RULES_TOML,
+                }
+            );
+            Ok(0)
+        }
+    }
+}
+
+fn run_check(args: CheckArgs) -> Result<u8> {
+    let repo = lockgate_git::Repo::discover(&args.repo)?;
+    let base = match args.base {
+        Some(b) => b,
+        None => default_base(&repo)?,
+    };
+    let request = check::CheckRequest {
+        repo: args.repo,
+        base,
+        head: args.head,
+        config_file: args.config,
+        policy_dir: args.policy_dir,
+    };
+    let result = check::run(&request)?;
+    if let Some(path) = &args.input_out {
+        let json = serde_json::to_string_pretty(&result.input)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    let report = render::render(args.format, &result.decision, &result.provenance);
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, report).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(report.as_bytes())?;
+            stdout.flush()?;
+        }
+    }
+    Ok(render::exit_code(result.decision.verdict))
+}
+
+/// The first base candidate that resolves.
+fn default_base(repo: &lockgate_git::Repo) -> Result<String> {
+    let mut candidates = Vec::new();
+    for var in ["GITHUB_BASE_REF", "CI_MERGE_REQUEST_TARGET_BRANCH_NAME"] {
+        if let Ok(v) = std::env::var(var)
+            && !v.is_empty()
+        {
+            candidates.push(format!("origin/{v}"));
+        }
+    }
+    candidates.extend(
+        [
+            "origin/HEAD",
+            "origin/main",
+            "origin/master",
+            "main",
+            "master",
+        ]
+        .map(String::from),
+    );
+    for c in &candidates {
+        if repo.resolve_commit(c).is_ok() {
+            return Ok(c.clone());
+        }
+    }
+    anyhow::bail!(
+        "no --base given and none of {} exists; pass --base <branch or commit>",
+        candidates.join(", ")
+    )
+}

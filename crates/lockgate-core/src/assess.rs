@@ -196,38 +196,40 @@ impl Assessor {
 /// Groups files by owner set (first-seen order) and lists the unowned ones.
 fn owner_facts(files: &[FileFacts], codeowners: Option<&OwnersFile>) -> OwnersFacts {
     let mut groups: Vec<OwnerGroup> = Vec::new();
-    let mut unowned = Vec::new();
     for file in files {
-        if file.owners.is_empty() {
-            unowned.push(file.path.clone());
-            continue;
-        }
-        match groups.iter_mut().find(|g| g.owners == file.owners) {
-            Some(group) => {
-                group.files.push(file.path.clone());
-                group.impact = group.impact.max(file.impact);
-                for c in &file.categories {
-                    if !group.categories.contains(c) {
-                        group.categories.push(*c);
-                    }
-                }
-                group.categories.sort();
+        let group = match groups.iter_mut().position(|g| g.owners == file.owners) {
+            Some(i) => &mut groups[i],
+            None => {
+                groups.push(OwnerGroup {
+                    owners: file.owners.clone(),
+                    files: Vec::new(),
+                    impact: file.impact,
+                    categories: Vec::new(),
+                    flags: Vec::new(),
+                });
+                groups.last_mut().expect("just pushed")
             }
-            None => groups.push(OwnerGroup {
-                owners: file.owners.clone(),
-                files: vec![file.path.clone()],
-                impact: file.impact,
-                categories: file.categories.clone(),
-            }),
-        }
+        };
+        group.files.push(file.path.clone());
+        group.impact = group.impact.max(file.impact);
+        group.categories.extend(file.categories.iter().copied());
+        group.categories.sort();
+        group.categories.dedup();
+        group.flags.extend(file.flags.iter().cloned());
+        group.flags.sort();
+        group.flags.dedup();
     }
     OwnersFacts {
         file: codeowners.map(|c| c.path.clone()),
         errors: codeowners
             .map(|c| c.owners.errors().to_vec())
             .unwrap_or_default(),
+        unowned: files
+            .iter()
+            .filter(|f| f.owners.is_empty())
+            .map(|f| f.path.clone())
+            .collect(),
         groups,
-        unowned,
     }
 }
 

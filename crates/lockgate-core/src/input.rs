@@ -126,7 +126,8 @@ pub struct OwnersFacts {
     pub file: Option<String>,
     /// Lines GitHub would skip.
     pub errors: Vec<LineError>,
-    /// Files grouped by identical owner sets, in first-seen order.
+    /// Files grouped by identical owner sets, in first-seen order. Unowned files form
+    /// one group with no owners.
     pub groups: Vec<OwnerGroup>,
     /// Changed files no CODEOWNERS line owns.
     pub unowned: Vec<String>,
@@ -141,6 +142,8 @@ pub struct OwnerGroup {
     pub impact: Impact,
     /// Union of the files' categories.
     pub categories: Vec<Category>,
+    /// Union of the files' flags.
+    pub flags: Vec<String>,
 }
 
 /// The configuration policies see.

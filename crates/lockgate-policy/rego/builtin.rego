@@ -96,56 +96,70 @@ deny contains {"rule": "route.forbid", "message": msg} if {
 }
 
 # ── approvals per owner group ──────────────────────────────────────────────────
-approval_count(impact) := input.config.review.gate_approvals if {
-	route == "gate"
+# Each group of files with the same owners gets its own route from its own impact,
+# so a low-impact test file next to a risky one does not need its owners' sign-off.
+# Files no CODEOWNERS line owns form a group with no owners: the fallback reviewers
+# (review.fallback_reviewers) are asked, or any maintainer when that is empty.
+default group_floor(_) := "automate"
+
+group_floor(g) := "gate" if {
+	some c in g.categories
+	c in input.config.never_automate
+}
+
+group_floor(g) := "gate" if {
+	some flag in g.flags
+	flag in input.config.never_automate_flags
+}
+
+group_route(g) := max_route(input.config.matrix[g.impact][trust_band], group_floor(g))
+
+max_route(a, b) := a if route_rank[a] >= route_rank[b]
+
+max_route(a, b) := b if route_rank[b] > route_rank[a]
+
+approval_count(r, impact) := input.config.review.gate_approvals if {
+	r == "gate"
 	impact == "critical"
 }
 
-approval_count(impact) := input.config.review.approvals if {
-	route == "gate"
+approval_count(r, impact) := input.config.review.approvals if {
+	r == "gate"
 	impact != "critical"
 }
 
-approval_count(_) := input.config.review.approvals if route == "approve"
+approval_count("approve", _) := input.config.review.approvals
+
+group_owners(g) := g.owners if count(g.owners) > 0
+
+group_owners(g) := input.config.review.fallback_reviewers if count(g.owners) == 0
+
+owned_by(g) := sprintf("owned by %s", [concat(" ", g.owners)]) if count(g.owners) > 0
+
+owned_by(g) := "with no CODEOWNERS owner" if count(g.owners) == 0
 
 require_approval contains a if {
-	route in {"approve", "gate"}
+	gated
+	route != "forbid"
 	some g in input.owners.groups
+	r := group_route(g)
+	r in {"approve", "gate"}
 	a := {
-		"rule": sprintf("route.%s", [route]),
-		"owners": g.owners,
-		"count": approval_count(g.impact),
+		"rule": sprintf("route.%s", [r]),
+		"owners": group_owners(g),
+		"count": approval_count(r, g.impact),
 		"reason": sprintf(
-			"%s: %s impact (%s) in %d file(s) owned by %s",
-			[route, g.impact, concat(", ", g.categories), count(g.files), concat(" ", g.owners)],
-		),
-	}
-}
-
-unowned_impact := max([route_rank[f.impact] | some f in input.files; f.path in input.owners.unowned])
-
-unowned_label := l if {
-	some l, r in {"low": 0, "medium": 1, "high": 2, "critical": 3}
-	r == unowned_impact
-}
-
-require_approval contains a if {
-	route in {"approve", "gate"}
-	count(input.owners.unowned) > 0
-	a := {
-		"rule": sprintf("route.%s", [route]),
-		"owners": input.config.review.fallback_reviewers,
-		"count": approval_count(unowned_label),
-		"reason": sprintf(
-			"%s: %d file(s) with no CODEOWNERS owner (%s impact)",
-			[route, count(input.owners.unowned), unowned_label],
+			"%s: %s impact (%s) in %d file(s) %s",
+			[r, g.impact, concat(", ", g.categories), count(g.files), owned_by(g)],
 		),
 	}
 }
 
 warn contains {"rule": "owners.none", "message": msg} if {
-	route in {"approve", "gate"}
-	count(input.owners.unowned) > 0
+	gated
+	some g in input.owners.groups
+	count(g.owners) == 0
+	group_route(g) in {"approve", "gate"}
 	count(input.config.review.fallback_reviewers) == 0
 	msg := "some gated files have no CODEOWNERS owner and review.fallback_reviewers is empty: any maintainer can approve"
 }

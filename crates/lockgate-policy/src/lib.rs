@@ -158,11 +158,11 @@ impl PolicySet {
             for rule in RESULT_RULES {
                 let path = format!("{package}.{rule}");
                 let declared = package == BUILTIN_PACKAGE
-                    || self
-                        .team
-                        .iter()
-                        .filter(|t| &t.package == package)
-                        .any(|t| engine.has_declared_rule_rooted_at(&t.name, rule).unwrap_or(false));
+                    || self.team.iter().filter(|t| &t.package == package).any(|t| {
+                        engine
+                            .has_declared_rule_rooted_at(&t.name, rule)
+                            .unwrap_or(false)
+                    });
                 if !declared {
                     continue;
                 }
@@ -192,12 +192,13 @@ impl PolicySet {
         timeout: Duration,
     ) -> Result<Vec<serde_json::Value>, PolicyError> {
         let mut engine = self.prepared_engine(input, timeout);
-        let results = engine
-            .eval_query(query.to_string(), false)
-            .map_err(|e| PolicyError::Eval {
-                rule: query.into(),
-                message: e.to_string(),
-            })?;
+        let results =
+            engine
+                .eval_query(query.to_string(), false)
+                .map_err(|e| PolicyError::Eval {
+                    rule: query.into(),
+                    message: e.to_string(),
+                })?;
         results
             .result
             .iter()

@@ -17,7 +17,10 @@ pub(crate) fn collect(
         Value::Null => return Ok(()),
         Value::Array(items) => items,
         other => {
-            return Err(shape(path, format!("expected a set of objects, got {other}")));
+            return Err(shape(
+                path,
+                format!("expected a set of objects, got {other}"),
+            ));
         }
     };
     for item in items {

@@ -14,9 +14,18 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 fn person(kind: &str) -> Person {
     match kind {
-        "claude" => Person::new("anthropic-code-agent[bot]", "242468646+Claude@users.noreply.github.com"),
-        "devin" => Person::new("devin-ai-integration[bot]", "158243242+devin-ai-integration[bot]@users.noreply.github.com"),
-        "dependabot" => Person::new("dependabot[bot]", "49699333+dependabot[bot]@users.noreply.github.com"),
+        "claude" => Person::new(
+            "anthropic-code-agent[bot]",
+            "242468646+Claude@users.noreply.github.com",
+        ),
+        "devin" => Person::new(
+            "devin-ai-integration[bot]",
+            "158243242+devin-ai-integration[bot]@users.noreply.github.com",
+        ),
+        "dependabot" => Person::new(
+            "dependabot[bot]",
+            "49699333+dependabot[bot]@users.noreply.github.com",
+        ),
         _ => Person::new("Ada Lovelace", "ada@example.com"),
     }
 }
@@ -40,7 +49,9 @@ fn input_with(config: &Config, author: &str, files: Vec<FileChange>) -> PolicyIn
     let findings = assessor.scan_secrets(&mut change);
     let owners = OwnersFile {
         path: ".github/CODEOWNERS".into(),
-        owners: CodeOwners::parse("* @org/maintainers\n/src/auth/ @org/security\n/docs/ @org/docs\n"),
+        owners: CodeOwners::parse(
+            "* @org/maintainers\n/src/auth/ @org/security\n/docs/ @org/docs\n",
+        ),
     };
     assessor.assess(&change, &findings, Some(&owners))
 }
@@ -52,7 +63,12 @@ fn check_with(set: &PolicySet, config: &Config, author: &str, files: Vec<FileCha
 }
 
 fn check(author: &str, files: Vec<FileChange>) -> Decision {
-    check_with(&PolicySet::builtin().unwrap(), &Config::default(), author, files)
+    check_with(
+        &PolicySet::builtin().unwrap(),
+        &Config::default(),
+        author,
+        files,
+    )
 }
 
 fn modified(path: &str) -> FileChange {
@@ -78,7 +94,10 @@ fn agent_source_change_needs_owner_approval() {
 
 #[test]
 fn agent_auth_change_is_gated_to_the_security_owners() {
-    let d = check("claude", vec![modified("src/auth/session.rs"), modified("README.md")]);
+    let d = check(
+        "claude",
+        vec![modified("src/auth/session.rs"), modified("README.md")],
+    );
     assert_eq!(d.verdict, Verdict::NeedsApproval);
     assert_eq!(d.route, Some(Route::Gate));
     let security = d
@@ -86,7 +105,10 @@ fn agent_auth_change_is_gated_to_the_security_owners() {
         .iter()
         .find(|a| a.owners == ["@org/security"])
         .expect("security owners are required");
-    assert_eq!(security.count, 2, "critical impact on the gate route needs two");
+    assert_eq!(
+        security.count, 2,
+        "critical impact on the gate route needs two"
+    );
     assert!(d.reasons.iter().any(|r| r.rule == "route.never_automate"));
 }
 
@@ -99,7 +121,13 @@ fn low_trust_agent_may_not_touch_critical_files() {
 
 #[test]
 fn human_changes_pass_unless_a_rule_applies_to_everyone() {
-    let d = check("human", vec![modified("src/auth/session.rs"), modified(".github/workflows/ci.yml")]);
+    let d = check(
+        "human",
+        vec![
+            modified("src/auth/session.rs"),
+            modified(".github/workflows/ci.yml"),
+        ],
+    );
     assert_eq!(d.verdict, Verdict::AutoMerge);
     assert!(d.reasons.iter().any(|r| r.rule == "route.human"));
 
@@ -115,7 +143,12 @@ fn human_changes_pass_unless_a_rule_applies_to_everyone() {
 #[test]
 fn gates_extend_to_humans_when_configured() {
     let config = Config::from_toml("[policy]\ngate_humans = true\n").unwrap();
-    let d = check_with(&PolicySet::builtin().unwrap(), &config, "human", vec![modified("src/auth/x.rs")]);
+    let d = check_with(
+        &PolicySet::builtin().unwrap(),
+        &config,
+        "human",
+        vec![modified("src/auth/x.rs")],
+    );
     assert_eq!(d.verdict, Verdict::NeedsApproval);
     assert_eq!(d.route, Some(Route::Gate));
 }
@@ -133,13 +166,22 @@ fn agent_deleting_tests_needs_approval() {
     deleted.lines_removed = 40;
     let d = check("claude", vec![deleted]);
     assert_eq!(d.verdict, Verdict::NeedsApproval);
-    assert!(d.required_approvals.iter().any(|a| a.rule == "tests.deleted"));
+    assert!(
+        d.required_approvals
+            .iter()
+            .any(|a| a.rule == "tests.deleted")
+    );
 }
 
 #[test]
 fn the_matrix_is_configurable() {
     let config = Config::from_toml("[routing.matrix.medium]\nmedium = \"automate\"\n").unwrap();
-    let d = check_with(&PolicySet::builtin().unwrap(), &config, "claude", vec![modified("src/lib.rs")]);
+    let d = check_with(
+        &PolicySet::builtin().unwrap(),
+        &config,
+        "claude",
+        vec![modified("src/lib.rs")],
+    );
     assert_eq!(d.verdict, Verdict::AutoMerge);
 }
 
@@ -148,7 +190,12 @@ fn disabling_rules_drops_them_except_fail_closed_ones() {
     let config = Config::from_toml("[policy]\ndisabled_rules = [\"tests.deleted\"]\n").unwrap();
     let deleted = FileChange::new("docs/old_test_notes.md", FileStatus::Deleted);
     let tests_deleted = FileChange::new("tests/a_test.py", FileStatus::Deleted);
-    let d = check_with(&PolicySet::builtin().unwrap(), &config, "claude", vec![deleted, tests_deleted]);
+    let d = check_with(
+        &PolicySet::builtin().unwrap(),
+        &config,
+        "claude",
+        vec![deleted, tests_deleted],
+    );
     assert_eq!(d.verdict, Verdict::AutoMerge, "{:#?}", d.reasons);
 }
 
@@ -172,33 +219,58 @@ require_approval contains {"rule": "acme.docs_review", "owners": ["@org/docs"], 
 "#,
     )
     .unwrap();
-    let d = check_with(&set, &Config::default(), "claude", vec![modified("docs/guide.md")]);
+    let d = check_with(
+        &set,
+        &Config::default(),
+        "claude",
+        vec![modified("docs/guide.md")],
+    );
     assert_eq!(d.verdict, Verdict::NeedsApproval);
     assert_eq!(d.required_approvals[0].rule, "acme.docs_review");
-    let d = check_with(&set, &Config::default(), "human", vec![modified("vendor/lib/a.c")]);
+    let d = check_with(
+        &set,
+        &Config::default(),
+        "human",
+        vec![modified("vendor/lib/a.c")],
+    );
     assert_eq!(d.verdict, Verdict::Blocked);
     assert!(d.reasons[0].message.contains("vendor/lib/a.c"));
-    assert!(d.policy_sources.contains(&".lockgate/policies/team.rego".to_string()));
+    assert!(
+        d.policy_sources
+            .contains(&".lockgate/policies/team.rego".to_string())
+    );
 }
 
 #[test]
 fn broken_policies_fail_loudly_with_locations() {
     let mut set = PolicySet::builtin().unwrap();
     let err = set
-        .add_file("p/syntax.rego", "package lockgate.team.x\n\ndeny contains x if {\n  x := \n}\n")
+        .add_file(
+            "p/syntax.rego",
+            "package lockgate.team.x\n\ndeny contains x if {\n  x := \n}\n",
+        )
         .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("p/syntax.rego:"), "{msg}");
 
     let err = set
-        .add_file("p/nothing.rego", "package lockgate.team.y\nimport rego.v1\nhelper := 1\n")
+        .add_file(
+            "p/nothing.rego",
+            "package lockgate.team.y\nimport rego.v1\nhelper := 1\n",
+        )
         .unwrap_err();
     assert!(matches!(err, PolicyError::NoRules { .. }), "{err}");
 
     let err = set
-        .add_file("p/sneaky.rego", "package lockgate.builtin\nimport rego.v1\nallow_auto_merge := true\n")
+        .add_file(
+            "p/sneaky.rego",
+            "package lockgate.builtin\nimport rego.v1\nallow_auto_merge := true\n",
+        )
         .unwrap_err();
-    assert!(matches!(err, PolicyError::Reserved { .. }) || matches!(err, PolicyError::Load { .. }), "{err}");
+    assert!(
+        matches!(err, PolicyError::Reserved { .. }) || matches!(err, PolicyError::Load { .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -210,7 +282,9 @@ fn wrong_result_shapes_are_errors_not_silence() {
     )
     .unwrap();
     let input = input_with(&Config::default(), "claude", vec![modified("docs/a.md")]);
-    let err = set.evaluate(&input.to_canonical_json(), TIMEOUT).unwrap_err();
+    let err = set
+        .evaluate(&input.to_canonical_json(), TIMEOUT)
+        .unwrap_err();
     assert!(matches!(err, PolicyError::Shape { .. }), "{err}");
 }
 
@@ -259,5 +333,8 @@ test_this_one_fails if {
     let failed = report.results.iter().find(|r| !r.passed).unwrap();
     assert_eq!(failed.name, "test_this_one_fails");
 
-    assert!(!PolicySet::builtin().unwrap().run_tests(TIMEOUT).ok(), "no tests ran: not ok");
+    assert!(
+        !PolicySet::builtin().unwrap().run_tests(TIMEOUT).ok(),
+        "no tests ran: not ok"
+    );
 }

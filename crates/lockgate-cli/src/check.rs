@@ -1,0 +1,72 @@
+//! `lockgate check`: the pipeline, stage by stage.
+//!
+//! inputs (git, config, CODEOWNERS, policies — all read from the **base** revision, so
+//! a change cannot loosen its own gate) → facts (ChangeSet) → assessment (secrets,
+//! categories, owners, authorship → policy input) → decision (Rego) → sinks (the caller
+//! renders it).
+
+use crate::sources::{self, Sources};
+use anyhow::{Context, Result};
+use lockgate_core::assess::Assessor;
+use lockgate_core::decision::{self, Decision};
+use lockgate_core::input::PolicyInput;
+use lockgate_git::Repo;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What to check and where the rules come from.
+#[derive(Debug, Clone)]
+pub struct CheckRequest {
+    pub repo: PathBuf,
+    pub base: String,
+    pub head: String,
+    /// Read configuration from this file instead of the base revision.
+    pub config_file: Option<PathBuf>,
+    /// Read team policies from this directory instead of the base revision.
+    pub policy_dir: Option<PathBuf>,
+}
+
+/// The decision and the input it was made from.
+pub struct CheckResult {
+    pub decision: Decision,
+    pub input: PolicyInput,
+    /// Where config, CODEOWNERS and policies were read from.
+    pub provenance: Vec<String>,
+}
+
+/// Runs the whole pipeline. Errors here are tool errors (exit 1); a policy that fails
+/// to load or evaluate becomes a *blocked* decision instead (fail closed, explained).
+pub fn run(request: &CheckRequest) -> Result<CheckResult> {
+    let repo = Repo::discover(&request.repo)?;
+    let base = repo.resolve_commit(&request.base)?.to_string();
+
+    let Sources {
+        config,
+        codeowners,
+        policies,
+        provenance,
+    } = sources::load(&repo, &base, request)?;
+
+    let mut change = repo
+        .read_change(&request.base, &request.head, &config.limits)
+        .with_context(|| format!("reading {}..{}", request.base, request.head))?;
+
+    let assessor = Assessor::new(&config).context("compiling .lockgate.toml rules")?;
+    let findings = assessor.scan_secrets(&mut change);
+    let input = assessor.assess(&change, &findings, codeowners.as_ref());
+
+    let timeout = Duration::from_millis(config.policy.timeout_ms.max(1));
+    let decision = match policies {
+        Ok(policies) => match policies.evaluate(&input.to_canonical_json(), timeout) {
+            Ok(outcome) => decision::decide(&input, &outcome, &config.policy.disabled_rules),
+            Err(e) => decision::blocked_by_error(&input, "policy.error", &e.to_string()),
+        },
+        Err(e) => decision::blocked_by_error(&input, "policy.error", &e.to_string()),
+    };
+    tracing::debug!(verdict = decision.verdict.as_str(), digest = %decision.input_digest, "decided");
+    Ok(CheckResult {
+        decision,
+        input,
+        provenance,
+    })
+}

@@ -1,0 +1,124 @@
+use super::{approval_line, author_line, category_list, short, status_letter};
+use lockgate_core::decision::{Decision, Severity, Verdict};
+use std::fmt::Write;
+
+pub(super) fn render(d: &Decision, provenance: &[String]) -> String {
+    let mut out = String::new();
+    let verdict = match d.verdict {
+        Verdict::AutoMerge => "AUTO-MERGE: may merge on its own",
+        Verdict::NeedsApproval => "NEEDS APPROVAL",
+        Verdict::Blocked => "BLOCKED: may not merge",
+    };
+    let route = d
+        .route
+        .map(|r| format!("route {}, ", serde_plain(&r)))
+        .unwrap_or_default();
+    let _ = writeln!(out, "lockgate: {verdict}  ({route}impact {})", d.impact);
+    let _ = writeln!(out, "author:   {}", author_line(d));
+    let added: u64 = d.files.iter().map(|f| u64::from(f.lines_added)).sum();
+    let removed: u64 = d.files.iter().map(|f| u64::from(f.lines_removed)).sum();
+    let _ = writeln!(
+        out,
+        "range:    {}..{} (merge base {}), {} file{}, +{added} -{removed}",
+        short(&d.base),
+        short(&d.head),
+        short(&d.merge_base),
+        d.files.len(),
+        if d.files.len() == 1 { "" } else { "s" }
+    );
+
+    if !d.reasons.is_empty() {
+        let _ = writeln!(out, "\nreasons:");
+        for r in &d.reasons {
+            let tag = match r.severity {
+                Severity::Block => "block   ",
+                Severity::Approval => "approval",
+                Severity::Warning => "warning ",
+                Severity::Info => "info    ",
+            };
+            let _ = writeln!(out, "  [{tag}] {}: {}", r.rule, r.message);
+        }
+    }
+
+    if !d.required_approvals.is_empty() {
+        let _ = writeln!(out, "\nrequired approvals:");
+        for a in &d.required_approvals {
+            let _ = writeln!(out, "  {} ({})", approval_line(a), a.rule);
+        }
+    }
+
+    if !d.findings.is_empty() {
+        let _ = writeln!(out, "\nfindings (values redacted):");
+        for f in &d.findings {
+            let col = f.start_column.map(|c| format!(":{c}")).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {}:{}{col}  {}  {}",
+                f.path, f.line, f.rule, f.message
+            );
+        }
+    }
+
+    if !d.files.is_empty() {
+        let _ = writeln!(out, "\nfiles:");
+        let width = d
+            .files
+            .iter()
+            .map(|f| display_path(f).chars().count())
+            .max()
+            .unwrap_or(0)
+            .min(60);
+        for f in &d.files {
+            let owners = if f.owners.is_empty() {
+                "(no owner)".to_string()
+            } else {
+                f.owners.join(" ")
+            };
+            let flags = if f.flags.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", f.flags.join(", "))
+            };
+            let _ = writeln!(
+                out,
+                "  {} {:width$}  {:8}  {}{flags}  {owners}",
+                status_letter(f.status),
+                display_path(f),
+                f.impact.as_str(),
+                category_list(&f.categories),
+            );
+        }
+    }
+
+    if !d.author.evidence.is_empty() {
+        let _ = writeln!(out, "\nauthorship evidence:");
+        for e in d.author.evidence.iter().take(20) {
+            let _ = writeln!(out, "  {} {}: {}", e.commit, e.identity, e.detail);
+        }
+        if d.author.evidence.len() > 20 {
+            let _ = writeln!(out, "  … {} more", d.author.evidence.len() - 20);
+        }
+    }
+
+    let _ = writeln!(out, "\ninput digest: {}", d.input_digest);
+    for p in provenance {
+        let _ = writeln!(out, "{p}");
+    }
+    out
+}
+
+fn display_path(f: &lockgate_core::decision::DecisionFile) -> String {
+    match (&f.old_path, f.similarity) {
+        (Some(old), Some(s)) => format!("{old} → {} ({s}%)", f.path),
+        (Some(old), None) => format!("{old} → {}", f.path),
+        _ => f.path.clone(),
+    }
+}
+
+/// A unit enum's serde name (`"automate"`).
+pub(super) fn serde_plain<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
