@@ -161,6 +161,8 @@ fn to_regex(pattern: &str) -> Result<String, PatternError> {
                 re.push_str("(?:.+/)?");
                 need_slash = false;
             }
+            // After a leading `**` there is no segment to separate from.
+            "**" if i == last && !need_slash => re.push_str(".+"),
             "**" if i == last => re.push_str("/.*"),
             "**" => {
                 re.push_str("(?:/.+)?");
