@@ -228,7 +228,7 @@ pub fn decide(input: &PolicyInput, outcome: &PolicyOutcome, disabled: &[String])
         });
         Verdict::NeedsApproval
     };
-    reasons.sort_by(|a, b| b.severity.cmp(&a.severity));
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.severity));
 
     Decision {
         schema_version: DECISION_SCHEMA_VERSION.into(),

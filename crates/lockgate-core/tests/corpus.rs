@@ -50,12 +50,21 @@ fn hmarr_parse_vectors() {
         }
         assert!(parsed.errors().is_empty(), "{line}: {:?}", parsed.errors());
         let rule = &parsed.rules()[0];
-        assert_eq!(rule.pattern.as_str(), unescape(case["pattern"].as_str().unwrap()), "{line}");
+        assert_eq!(
+            rule.pattern.as_str(),
+            unescape(case["pattern"].as_str().unwrap()),
+            "{line}"
+        );
         let owners: Vec<(String, &str)> = case["owners"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|o| (o["value"].as_str().unwrap().to_string(), o["type"].as_str().unwrap()))
+            .map(|o| {
+                (
+                    o["value"].as_str().unwrap().to_string(),
+                    o["type"].as_str().unwrap(),
+                )
+            })
             .collect();
         assert_eq!(rule.owners.len(), owners.len(), "{line}");
         for (ours, (value, kind)) in rule.owners.iter().zip(&owners) {
@@ -72,7 +81,10 @@ fn hmarr_parse_vectors() {
         let parsed = CodeOwners::parse(case["contents"].as_str().unwrap());
         if let Some(error) = case.get("error") {
             let e = &parsed.errors()[0];
-            assert_eq!(format!("line {}: {}", e.line, e.message), error.as_str().unwrap());
+            assert_eq!(
+                format!("line {}: {}", e.line, e.message),
+                error.as_str().unwrap()
+            );
             continue;
         }
         let expected = case["rules"].as_array().unwrap();
@@ -102,8 +114,18 @@ fn github_docs_example() {
     let cases = load("github-docs/expected_owners.derived.json");
     for case in cases["cases"].as_array().unwrap() {
         let path = case["path"].as_str().unwrap();
-        let expected: Vec<&str> = case["owners"].as_array().unwrap().iter().map(|o| o.as_str().unwrap()).collect();
-        assert_eq!(owners.owners_of(path), expected.as_slice(), "{path}: {}", case["why"]);
+        let expected: Vec<&str> = case["owners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            owners.owners_of(path),
+            expected.as_slice(),
+            "{path}: {}",
+            case["why"]
+        );
     }
 }
 
@@ -132,7 +154,10 @@ fn gitleaks_detect_cases_for_the_rules_we_share() {
     // Inline allow comments suppress the finding on their own line only.
     for name in ["valid allow comment (1)", "valid allow comment (2)"] {
         let c = by_name(name);
-        assert!(scan(c["fragment_raw"].as_str().unwrap()).is_empty(), "{name}");
+        assert!(
+            scan(c["fragment_raw"].as_str().unwrap()).is_empty(),
+            "{name}"
+        );
     }
     let c = by_name("invalid allow comment");
     let hits = scan(c["fragment_raw"].as_str().unwrap());
@@ -144,8 +169,14 @@ fn gitleaks_detect_cases_for_the_rules_we_share() {
     let hits = scan(c["fragment_raw"].as_str().unwrap());
     let expected = &c["expected_findings"][0];
     assert_eq!(hits.len(), 1);
-    assert_eq!(u64::from(hits[0].2), expected["StartColumn"].as_u64().unwrap());
-    assert_eq!(u64::from(hits[0].3), expected["EndColumn"].as_u64().unwrap());
+    assert_eq!(
+        u64::from(hits[0].2),
+        expected["StartColumn"].as_u64().unwrap()
+    );
+    assert_eq!(
+        u64::from(hits[0].3),
+        expected["EndColumn"].as_u64().unwrap()
+    );
 
     // A plain private key block in the "encoded" fragment.
     let c = by_name("detect encoded");

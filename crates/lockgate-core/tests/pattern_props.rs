@@ -90,7 +90,14 @@ fn pattern() -> impl Strategy<Value = String> {
 
 fn path() -> impl Strategy<Value = String> {
     prop::collection::vec(
-        prop_oneof![Just("a"), Just("b"), Just("ab"), Just("ba"), Just("c"), Just("abb")],
+        prop_oneof![
+            Just("a"),
+            Just("b"),
+            Just("ab"),
+            Just("ba"),
+            Just("c"),
+            Just("abb")
+        ],
         1..5,
     )
     .prop_map(|s| s.join("/"))

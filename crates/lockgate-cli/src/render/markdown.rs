@@ -89,9 +89,9 @@ pub(super) fn render(d: &Decision) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | `{}` | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} |",
             status_letter(f.status),
-            code(&f.path),
+            esc(&f.path),
             esc(&category_list(&f.categories)),
             f.impact,
             owners
