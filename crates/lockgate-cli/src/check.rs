@@ -9,7 +9,6 @@ use crate::sources::{self, Sources};
 use anyhow::{Context, Result};
 use lockgate_core::assess::Assessor;
 use lockgate_core::decision::{self, Decision};
-use lockgate_core::input::PolicyInput;
 use lockgate_git::Repo;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,7 +28,8 @@ pub struct CheckRequest {
 /// The decision and the input it was made from.
 pub struct CheckResult {
     pub decision: Decision,
-    pub input: PolicyInput,
+    /// The canonical policy input text (its SHA-256 is `decision.input_digest`).
+    pub input_json: String,
     /// Where config, CODEOWNERS and policies were read from.
     pub provenance: Vec<String>,
 }
@@ -37,6 +37,14 @@ pub struct CheckResult {
 /// Runs the whole pipeline. Errors here are tool errors (exit 1); a policy that fails
 /// to load or evaluate becomes a *blocked* decision instead (fail closed, explained).
 pub fn run(request: &CheckRequest) -> Result<CheckResult> {
+    let started = std::time::Instant::now();
+    let stage = |name: &str| {
+        tracing::debug!(
+            stage = name,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "stage done"
+        )
+    };
     let repo = Repo::discover(&request.repo)?;
     let base = repo.resolve_commit(&request.base)?.to_string();
 
@@ -46,27 +54,33 @@ pub fn run(request: &CheckRequest) -> Result<CheckResult> {
         policies,
         provenance,
     } = sources::load(&repo, &base, request)?;
+    stage("sources");
 
     let mut change = repo
         .read_change(&request.base, &request.head, &config.limits)
         .with_context(|| format!("reading {}..{}", request.base, request.head))?;
+    stage("read_change");
 
     let assessor = Assessor::new(&config).context("compiling .lockgate.toml rules")?;
     let findings = assessor.scan_secrets(&mut change);
     let input = assessor.assess(&change, &findings, codeowners.as_ref());
+    stage("assess");
 
     let timeout = Duration::from_millis(config.policy.timeout_ms.max(1));
-    let decision = match policies {
-        Ok(policies) => match policies.evaluate(&input.to_canonical_json(), timeout) {
-            Ok(outcome) => decision::decide(&input, &outcome, &config.policy.disabled_rules),
-            Err(e) => decision::blocked_by_error(&input, "policy.error", &e.to_string()),
-        },
-        Err(e) => decision::blocked_by_error(&input, "policy.error", &e.to_string()),
+    let canonical = input.canonical();
+    stage("canonical_input");
+    let digest = &canonical.digest;
+    let outcome = policies.and_then(|p| p.evaluate(&canonical.json, timeout));
+    stage("evaluate");
+    let decision = match outcome {
+        Ok(outcome) => decision::decide(&input, digest, &outcome, &config.policy.disabled_rules),
+        Err(e) => decision::blocked_by_error(&input, digest, "policy.error", &e.to_string()),
     };
+    stage("policy");
     tracing::debug!(verdict = decision.verdict.as_str(), digest = %decision.input_digest, "decided");
     Ok(CheckResult {
         decision,
-        input,
+        input_json: canonical.json,
         provenance,
     })
 }

@@ -108,7 +108,8 @@ struct CheckArgs {
     /// Use the *.rego files in this directory instead of .lockgate/policies at base.
     #[arg(long)]
     policy_dir: Option<PathBuf>,
-    /// Also write the policy input document (JSON) to this file, for `policy eval`.
+    /// Also write the policy input document to this file (the exact bytes policy saw:
+    /// its SHA-256 is the decision's input_digest), for `lockgate policy eval`.
     #[arg(long)]
     input_out: Option<PathBuf>,
 }
@@ -177,8 +178,9 @@ fn run_check(args: CheckArgs) -> Result<u8> {
     };
     let result = check::run(&request)?;
     if let Some(path) = &args.input_out {
-        let json = serde_json::to_string_pretty(&result.input)?;
-        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+        // Exactly the bytes policy saw: `sha256sum` of the file is the input digest.
+        std::fs::write(path, &result.input_json)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     let report = render::render(args.format, &result.decision, &result.provenance);
     match &args.output {

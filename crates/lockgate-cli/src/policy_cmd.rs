@@ -72,7 +72,7 @@ pub fn run(cmd: PolicyCommand) -> Result<u8> {
         }
         PolicyCommand::Eval { input, dir, query } => {
             let text = sources::read_local(&input, 64 * 1024 * 1024)?;
-            let value: serde_json::Value = serde_json::from_str(&text)
+            serde_json::from_str::<serde_json::Value>(&text)
                 .with_context(|| format!("{} is not valid JSON", input.display()))?;
             let files = match dir {
                 Some(d) => sources::local_policies(&d)?,
@@ -80,8 +80,8 @@ pub fn run(cmd: PolicyCommand) -> Result<u8> {
             };
             let set = sources::build_policies(&files)?;
             let out = match query {
-                Some(q) => serde_json::to_value(set.query(&value, &q, TIMEOUT)?)?,
-                None => serde_json::to_value(set.evaluate(&value, TIMEOUT)?)?,
+                Some(q) => serde_json::to_value(set.query(&text, &q, TIMEOUT)?)?,
+                None => serde_json::to_value(set.evaluate(&text, TIMEOUT)?)?,
             };
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(0)

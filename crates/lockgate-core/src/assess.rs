@@ -281,7 +281,9 @@ mod tests {
         assert_eq!(input.findings[0].rule, "aws-access-key-id");
         let json = serde_json::to_string(&input).unwrap();
         assert!(!json.contains("AKIALALEMEL33243OLIA"));
-        assert!(input.digest().starts_with("sha256:"));
-        assert_eq!(input.digest(), input.clone().digest());
+        let canonical = input.canonical();
+        assert!(canonical.digest.starts_with("sha256:"));
+        assert_eq!(canonical, input.clone().canonical());
+        assert!(!canonical.json.contains('\n'), "compact");
     }
 }

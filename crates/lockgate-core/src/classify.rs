@@ -131,11 +131,6 @@ pub struct FileClass {
     pub reasons: Vec<CategoryReason>,
 }
 
-struct CompiledPathRule {
-    rule: PathRule,
-    set: PatternSet,
-}
-
 struct CompiledContentRule {
     rule: ContentRule,
     regex: Regex,
@@ -143,9 +138,16 @@ struct CompiledContentRule {
 }
 
 /// Compiled classification rules.
+///
+/// All path patterns of all rules are compiled into one [`PatternSet`], so a path is
+/// matched against every rule in a single pass; `pattern_rule` maps each pattern back
+/// to its rule. Rules without `unless` come first (in order), then the deferred ones.
 pub struct Classifier {
-    ordered: Vec<CompiledPathRule>,
-    deferred: Vec<CompiledPathRule>,
+    path_rules: Vec<PathRule>,
+    /// Index of the first deferred (`unless`) rule in `path_rules`.
+    first_deferred: usize,
+    patterns: PatternSet,
+    pattern_rule: Vec<usize>,
     content: Vec<CompiledContentRule>,
 }
 
@@ -169,20 +171,29 @@ impl Classifier {
         path_rules.extend(settings.path.iter().cloned());
         content_rules.extend(settings.content.iter().cloned());
 
-        let mut ordered = Vec::new();
-        let mut deferred = Vec::new();
-        for rule in path_rules {
-            let set = PatternSet::new(&rule.paths).map_err(|source| ClassifyError::Pattern {
+        // Stable partition: ordinary rules keep their order, deferred ones go last.
+        path_rules.sort_by_key(|r| !r.unless.is_empty());
+        let first_deferred = path_rules
+            .iter()
+            .position(|r| !r.unless.is_empty())
+            .unwrap_or(path_rules.len());
+        let mut pattern_rule = Vec::new();
+        let mut all_patterns = Vec::new();
+        for (index, rule) in path_rules.iter().enumerate() {
+            // Compile per rule first, so an error names the rule it is in.
+            PatternSet::new(&rule.paths).map_err(|source| ClassifyError::Pattern {
                 id: rule.id.clone(),
                 source,
             })?;
-            let compiled = CompiledPathRule { rule, set };
-            if compiled.rule.unless.is_empty() {
-                ordered.push(compiled);
-            } else {
-                deferred.push(compiled);
+            for p in &rule.paths {
+                all_patterns.push(p.as_str());
+                pattern_rule.push(index);
             }
         }
+        let patterns = PatternSet::new(&all_patterns).map_err(|source| ClassifyError::Pattern {
+            id: "(all path rules)".into(),
+            source,
+        })?;
         let content = content_rules
             .into_iter()
             .map(|rule| {
@@ -208,8 +219,10 @@ impl Classifier {
             })
             .collect::<Result<Vec<_>, ClassifyError>>()?;
         Ok(Classifier {
-            ordered,
-            deferred,
+            path_rules,
+            first_deferred,
+            patterns,
+            pattern_rule,
             content,
         })
     }
@@ -223,36 +236,48 @@ impl Classifier {
             .chain(file.old_path.as_deref())
             .collect();
 
-        let mut apply = |rule: &CompiledPathRule,
+        // For each rule, the first (path, pattern) that matched it.
+        let mut hits: Vec<Option<(&str, usize)>> = vec![None; self.path_rules.len()];
+        for path in &paths {
+            for pattern in self.patterns.matches(path) {
+                let rule = self.pattern_rule[pattern];
+                if hits[rule].is_none() {
+                    hits[rule] = Some((path, pattern));
+                }
+            }
+        }
+        let mut apply = |index: usize,
                          categories: &mut BTreeSet<Category>,
                          reasons: &mut Vec<CategoryReason>| {
-            let Some((path, index)) = paths
-                .iter()
-                .find_map(|p| rule.set.matches(p).first().map(|&i| (*p, i)))
-            else {
+            let Some((path, pattern)) = hits[index] else {
                 return;
             };
-            if rule.rule.exclusive {
+            let rule = &self.path_rules[index];
+            if rule.exclusive {
                 categories.clear();
                 reasons.clear();
             }
-            flags.extend(rule.rule.flags.iter().cloned());
-            for &category in &rule.rule.categories {
+            flags.extend(rule.flags.iter().cloned());
+            for &category in &rule.categories {
                 categories.insert(category);
                 reasons.push(CategoryReason {
                     category,
-                    rule: rule.rule.id.clone(),
-                    detail: format!("path {path} matches {:?}", rule.set.source(index)),
+                    rule: rule.id.clone(),
+                    detail: format!("path {path} matches {:?}", self.patterns.source(pattern)),
                 });
             }
         };
-        for rule in &self.ordered {
-            apply(rule, &mut categories, &mut reasons);
+        for index in 0..self.first_deferred {
+            apply(index, &mut categories, &mut reasons);
         }
         let from_paths = categories.clone();
-        for rule in &self.deferred {
-            if !rule.rule.unless.iter().any(|c| from_paths.contains(c)) {
-                apply(rule, &mut categories, &mut reasons);
+        for index in self.first_deferred..self.path_rules.len() {
+            if !self.path_rules[index]
+                .unless
+                .iter()
+                .any(|c| from_paths.contains(c))
+            {
+                apply(index, &mut categories, &mut reasons);
             }
         }
 

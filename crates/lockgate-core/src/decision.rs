@@ -160,9 +160,15 @@ pub fn can_disable(rule: &str) -> bool {
     !UNDISABLEABLE.iter().any(|p| rule.starts_with(p))
 }
 
-/// Folds a policy outcome into the decision. `disabled` lists rule ids to drop (rules
-/// that guard fail-closed behaviour are never dropped).
-pub fn decide(input: &PolicyInput, outcome: &PolicyOutcome, disabled: &[String]) -> Decision {
+/// Folds a policy outcome into the decision. `input_digest` is the digest of the
+/// canonical input policy saw; `disabled` lists rule ids to drop (rules that guard
+/// fail-closed behaviour are never dropped).
+pub fn decide(
+    input: &PolicyInput,
+    input_digest: &str,
+    outcome: &PolicyOutcome,
+    disabled: &[String],
+) -> Decision {
     let active = |rule: &str| !(disabled.iter().any(|d| d == rule) && can_disable(rule));
 
     let mut reasons = Vec::new();
@@ -268,14 +274,19 @@ pub fn decide(input: &PolicyInput, outcome: &PolicyOutcome, disabled: &[String])
         reasons,
         required_approvals: required,
         findings: input.findings.clone(),
-        input_digest: input.digest(),
+        input_digest: input_digest.to_string(),
         policy_sources: outcome.sources.clone(),
     }
 }
 
 /// A decision that blocks because the pipeline itself failed (fail closed): used when
 /// policy cannot be evaluated but the facts are known.
-pub fn blocked_by_error(input: &PolicyInput, rule: &str, message: &str) -> Decision {
+pub fn blocked_by_error(
+    input: &PolicyInput,
+    input_digest: &str,
+    rule: &str,
+    message: &str,
+) -> Decision {
     let outcome = PolicyOutcome {
         deny: vec![RuleMessage {
             rule: rule.into(),
@@ -283,7 +294,7 @@ pub fn blocked_by_error(input: &PolicyInput, rule: &str, message: &str) -> Decis
         }],
         ..PolicyOutcome::default()
     };
-    decide(input, &outcome, &[])
+    decide(input, input_digest, &outcome, &[])
 }
 
 #[cfg(test)]
@@ -308,7 +319,7 @@ mod tests {
 
     #[test]
     fn nothing_allowed_means_needs_approval() {
-        let d = decide(&input(), &PolicyOutcome::default(), &[]);
+        let d = decide(&input(), "sha256:x", &PolicyOutcome::default(), &[]);
         assert_eq!(d.verdict, Verdict::NeedsApproval);
         assert_eq!(d.reasons[0].rule, "policy.no_allow");
     }
@@ -319,19 +330,25 @@ mod tests {
             allow_auto_merge: true,
             ..PolicyOutcome::default()
         };
-        assert_eq!(decide(&input(), &o, &[]).verdict, Verdict::AutoMerge);
+        assert_eq!(
+            decide(&input(), "sha256:x", &o, &[]).verdict,
+            Verdict::AutoMerge
+        );
         o.require_approval.push(RequiredApproval {
             rule: "route.approve".into(),
             owners: vec!["@b".into(), "@a".into(), "@a".into()],
             count: 0,
             reason: "r".into(),
         });
-        let d = decide(&input(), &o, &[]);
+        let d = decide(&input(), "sha256:x", &o, &[]);
         assert_eq!(d.verdict, Verdict::NeedsApproval);
         assert_eq!(d.required_approvals[0].owners, ["@a", "@b"]);
         assert_eq!(d.required_approvals[0].count, 1);
         o.deny.push(msg("team.no_fridays"));
-        assert_eq!(decide(&input(), &o, &[]).verdict, Verdict::Blocked);
+        assert_eq!(
+            decide(&input(), "sha256:x", &o, &[]).verdict,
+            Verdict::Blocked
+        );
     }
 
     #[test]
@@ -342,7 +359,7 @@ mod tests {
             ..PolicyOutcome::default()
         };
         let disabled = vec!["secrets.leaked".to_string(), "team.rule".to_string()];
-        let d = decide(&input(), &o, &disabled);
+        let d = decide(&input(), "sha256:x", &o, &disabled);
         assert_eq!(d.verdict, Verdict::Blocked);
         assert_eq!(d.reasons.len(), 1);
         assert_eq!(d.reasons[0].rule, "secrets.leaked");

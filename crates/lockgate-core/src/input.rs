@@ -160,24 +160,32 @@ pub struct PolicyConfig {
     pub impact: BTreeMap<Category, Impact>,
 }
 
-impl PolicyInput {
-    /// The document as a JSON value with object keys sorted, so equal inputs give
-    /// byte-identical serializations.
-    pub fn to_canonical_json(&self) -> serde_json::Value {
-        // serde_json's default map is a BTreeMap: converting through Value sorts keys.
-        serde_json::to_value(self).expect("the input document always serializes")
-    }
+/// The input document serialized once as compact JSON, and the digest of that text.
+///
+/// The serialization is deterministic: struct fields in declaration order, maps and
+/// sets sorted. `lockgate check --input-out` writes exactly these bytes, so
+/// `sha256sum` of that file reproduces the decision's `input_digest`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonicalInput {
+    pub json: String,
+    /// `sha256:<hex>` of `json`: identifies exactly what policy saw.
+    pub digest: String,
+}
 
-    /// `sha256:<hex>` over the canonical JSON bytes: identifies exactly what policy saw.
-    pub fn digest(&self) -> String {
-        digest_value(&self.to_canonical_json())
+impl PolicyInput {
+    /// Serializes the document canonically.
+    pub fn canonical(&self) -> CanonicalInput {
+        let json = serde_json::to_string(self).expect("the input document always serializes");
+        CanonicalInput {
+            digest: digest_text(&json),
+            json,
+        }
     }
 }
 
-/// `sha256:<hex>` of a JSON value's compact serialization (keys sorted).
-pub fn digest_value(value: &serde_json::Value) -> String {
-    let bytes = serde_json::to_vec(value).expect("a JSON value always serializes");
-    format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))
+/// `sha256:<hex>` of a canonical JSON text.
+pub fn digest_text(json: &str) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(json.as_bytes())))
 }
 
 /// The JSON Schema of [`PolicyInput`], pretty-printed.

@@ -97,6 +97,7 @@ impl Repo {
             ..ChangeSet::default()
         };
         self.read_commits(&mut change, merge_base, head_id, limits)?;
+        tracing::debug!(commits = change.commits.len(), "commits read");
         self.read_files(&mut change, merge_base, head_id, limits)?;
         Ok(change)
     }
@@ -178,13 +179,12 @@ impl Repo {
             });
         }
 
+        tracing::debug!(files = changes.len(), "tree diff done");
         let mut budget = ContentBudget {
             remaining: limits.max_total_content_bytes,
         };
-        let mut files = Vec::with_capacity(changes.len());
-        for c in &changes {
-            files.push(self.file_change(c, limits, &mut budget)?);
-        }
+        let mut files = self.diff_files(&changes, limits, &mut budget)?;
+        tracing::debug!("file diffs done");
         files.sort_by(|a, b| a.path.cmp(&b.path));
         if budget.remaining == 0 {
             change.truncated = true;
@@ -210,124 +210,68 @@ impl Repo {
         Ok(())
     }
 
-    fn file_change(
+    /// Line-diffs every changed file. With more than [`PARALLEL_MIN_FILES`] files the
+    /// work is spread over the available cores; results are consumed strictly in
+    /// order, and the content budget is applied in that order, so the outcome does not
+    /// depend on the number of threads. Each worker runs at most [`LOOKAHEAD`] files
+    /// ahead, which bounds the memory in flight.
+    fn diff_files(
         &self,
-        c: &TreeChange,
+        changes: &[TreeChange],
         limits: &Limits,
         budget: &mut ContentBudget,
-    ) -> Result<FileChange, GitError> {
-        let (path, path_not_utf8) = path_string(c.location());
-        let mut file = FileChange::new(path, FileStatus::Modified);
-        file.path_not_utf8 = path_not_utf8;
-        let (old, new) = match c {
-            TreeChange::Addition { entry_mode, id, .. } => {
-                file.status = FileStatus::Added;
-                file.new_kind = Some(entry_kind(entry_mode.kind()));
-                (None, Some((*id, entry_mode.kind())))
+    ) -> Result<Vec<FileChange>, GitError> {
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        let mut files = Vec::with_capacity(changes.len());
+        if workers < 2 || changes.len() < PARALLEL_MIN_FILES {
+            for c in changes {
+                let mut file = file_change(&self.repo, c, limits)?;
+                budget.apply(&mut file);
+                files.push(file);
             }
-            TreeChange::Deletion { entry_mode, id, .. } => {
-                file.status = FileStatus::Deleted;
-                file.old_kind = Some(entry_kind(entry_mode.kind()));
-                (Some((*id, entry_mode.kind())), None)
-            }
-            TreeChange::Modification {
-                previous_entry_mode,
-                previous_id,
-                entry_mode,
-                id,
-                ..
-            } => {
-                let (ok, nk) = (previous_entry_mode.kind(), entry_mode.kind());
-                file.old_kind = Some(entry_kind(ok));
-                file.new_kind = Some(entry_kind(nk));
-                file.status = if file.old_kind != file.new_kind && !is_blob_kind_pair(ok, nk) {
-                    FileStatus::TypeChanged
-                } else if previous_id == id && ok != nk {
-                    FileStatus::ModeChanged
-                } else {
-                    FileStatus::Modified
-                };
-                (Some((*previous_id, ok)), Some((*id, nk)))
-            }
-            TreeChange::Rewrite {
-                source_location,
-                source_entry_mode,
-                source_id,
-                diff,
-                entry_mode,
-                id,
-                copy,
-                ..
-            } => {
-                let (old_path, old_not_utf8) = path_string(source_location.as_bstr());
-                file.old_path = Some(old_path);
-                file.path_not_utf8 |= old_not_utf8;
-                file.status = if *copy {
-                    FileStatus::Copied
-                } else {
-                    FileStatus::Renamed
-                };
-                file.similarity = Some(match diff {
-                    Some(stats) => (stats.similarity * 100.0).round().clamp(0.0, 100.0) as u8,
-                    None => 100,
+            return Ok(files);
+        }
+        std::thread::scope(|scope| {
+            let mut receivers = Vec::with_capacity(workers);
+            for worker in 0..workers {
+                let (tx, rx) = std::sync::mpsc::sync_channel(LOOKAHEAD);
+                let repo = self.repo.clone();
+                scope.spawn(move || {
+                    for c in changes.iter().skip(worker).step_by(workers) {
+                        if tx.send(file_change(&repo, c, limits)).is_err() {
+                            break; // the consumer stopped on an error
+                        }
+                    }
                 });
-                file.old_kind = Some(entry_kind(source_entry_mode.kind()));
-                file.new_kind = Some(entry_kind(entry_mode.kind()));
-                (
-                    Some((*source_id, source_entry_mode.kind())),
-                    Some((*id, entry_mode.kind())),
-                )
+                receivers.push(rx);
             }
-        };
-        if file.is_submodule() {
-            // A gitlink's "content" is a commit id; there are no lines to read.
-            return Ok(file);
-        }
-
-        let old_size = old
-            .map(|(id, _)| self.object_size(id))
-            .transpose()?
-            .unwrap_or(0);
-        let new_size = new
-            .map(|(id, _)| self.object_size(id))
-            .transpose()?
-            .unwrap_or(0);
-        file.size = new_size;
-        if old_size > limits.max_file_bytes || new_size > limits.max_file_bytes {
-            file.summarized = true;
-            return Ok(file);
-        }
-        if old.map(|o| o.0) == new.map(|n| n.0) {
-            return Ok(file);
-        }
-        let old_data = old
-            .map(|(id, _)| self.blob(id))
-            .transpose()?
-            .unwrap_or_default();
-        let new_data = new
-            .map(|(id, _)| self.blob(id))
-            .transpose()?
-            .unwrap_or_default();
-        if is_binary(&old_data) || is_binary(&new_data) {
-            file.binary = true;
-            return Ok(file);
-        }
-        line_diff(&old_data, &new_data, &mut file, limits, budget);
-        Ok(file)
+            for index in 0..changes.len() {
+                let mut file = receivers[index % workers]
+                    .recv()
+                    .map_err(|e| GitError::read("diff worker", e))??;
+                budget.apply(&mut file);
+                files.push(file);
+            }
+            Ok(files)
+        })
     }
+}
 
+/// Files to diff before spreading the work over threads (below it, threads cost more
+/// than they save).
+const PARALLEL_MIN_FILES: usize = 64;
+/// How many finished files each diff worker may hold before the consumer takes them.
+const LOOKAHEAD: usize = 2;
+
+impl Repo {
     fn object_size(&self, id: ObjectId) -> Result<u64, GitError> {
-        self.repo
-            .find_header(id)
-            .map(|h| h.size())
-            .map_err(|e| GitError::read(format!("reading object {id}"), e))
+        object_size(&self.repo, id)
     }
 
     fn blob(&self, id: ObjectId) -> Result<Vec<u8>, GitError> {
-        self.repo
-            .find_object(id)
-            .map(|o| o.detach().data)
-            .map_err(|e| GitError::read(format!("reading blob {id}"), e))
+        blob(&self.repo, id)
     }
 
     /// The content of `path` in commit `commit`, or `None` if it does not exist there.
@@ -400,74 +344,180 @@ impl Repo {
     }
 }
 
+/// Reads one changed file: status, kinds, size, and (for text under the size limit)
+/// line counts and content, capped per file.
+fn file_change(repo: &Repository, c: &TreeChange, limits: &Limits) -> Result<FileChange, GitError> {
+    let (path, path_not_utf8) = path_string(c.location());
+    let mut file = FileChange::new(path, FileStatus::Modified);
+    file.path_not_utf8 = path_not_utf8;
+    let (old, new) = match c {
+        TreeChange::Addition { entry_mode, id, .. } => {
+            file.status = FileStatus::Added;
+            file.new_kind = Some(entry_kind(entry_mode.kind()));
+            (None, Some((*id, entry_mode.kind())))
+        }
+        TreeChange::Deletion { entry_mode, id, .. } => {
+            file.status = FileStatus::Deleted;
+            file.old_kind = Some(entry_kind(entry_mode.kind()));
+            (Some((*id, entry_mode.kind())), None)
+        }
+        TreeChange::Modification {
+            previous_entry_mode,
+            previous_id,
+            entry_mode,
+            id,
+            ..
+        } => {
+            let (ok, nk) = (previous_entry_mode.kind(), entry_mode.kind());
+            file.old_kind = Some(entry_kind(ok));
+            file.new_kind = Some(entry_kind(nk));
+            file.status = if file.old_kind != file.new_kind && !is_blob_kind_pair(ok, nk) {
+                FileStatus::TypeChanged
+            } else if previous_id == id && ok != nk {
+                FileStatus::ModeChanged
+            } else {
+                FileStatus::Modified
+            };
+            (Some((*previous_id, ok)), Some((*id, nk)))
+        }
+        TreeChange::Rewrite {
+            source_location,
+            source_entry_mode,
+            source_id,
+            diff,
+            entry_mode,
+            id,
+            copy,
+            ..
+        } => {
+            let (old_path, old_not_utf8) = path_string(source_location.as_bstr());
+            file.old_path = Some(old_path);
+            file.path_not_utf8 |= old_not_utf8;
+            file.status = if *copy {
+                FileStatus::Copied
+            } else {
+                FileStatus::Renamed
+            };
+            file.similarity = Some(match diff {
+                Some(stats) => (stats.similarity * 100.0).round().clamp(0.0, 100.0) as u8,
+                None => 100,
+            });
+            file.old_kind = Some(entry_kind(source_entry_mode.kind()));
+            file.new_kind = Some(entry_kind(entry_mode.kind()));
+            (
+                Some((*source_id, source_entry_mode.kind())),
+                Some((*id, entry_mode.kind())),
+            )
+        }
+    };
+    if file.is_submodule() {
+        // A gitlink's "content" is a commit id; there are no lines to read.
+        return Ok(file);
+    }
+
+    let old_size = old
+        .map(|(id, _)| object_size(repo, id))
+        .transpose()?
+        .unwrap_or(0);
+    let new_size = new
+        .map(|(id, _)| object_size(repo, id))
+        .transpose()?
+        .unwrap_or(0);
+    file.size = new_size;
+    if old_size > limits.max_file_bytes || new_size > limits.max_file_bytes {
+        file.summarized = true;
+        return Ok(file);
+    }
+    if old.map(|o| o.0) == new.map(|n| n.0) {
+        return Ok(file);
+    }
+    let old_data = old
+        .map(|(id, _)| blob(repo, id))
+        .transpose()?
+        .unwrap_or_default();
+    let new_data = new
+        .map(|(id, _)| blob(repo, id))
+        .transpose()?
+        .unwrap_or_default();
+    if is_binary(&old_data) || is_binary(&new_data) {
+        file.binary = true;
+        return Ok(file);
+    }
+    line_diff(&old_data, &new_data, &mut file, limits);
+    Ok(file)
+}
+
+fn object_size(repo: &Repository, id: ObjectId) -> Result<u64, GitError> {
+    repo.find_header(id)
+        .map(|h| h.size())
+        .map_err(|e| GitError::read(format!("reading object {id}"), e))
+}
+
+fn blob(repo: &Repository, id: ObjectId) -> Result<Vec<u8>, GitError> {
+    repo.find_object(id)
+        .map(|o| o.detach().data)
+        .map_err(|e| GitError::read(format!("reading blob {id}"), e))
+}
+
 /// Caps the total bytes of line content kept across one change.
 struct ContentBudget {
     remaining: u64,
 }
 
 impl ContentBudget {
-    /// Takes `n` bytes if available.
-    fn take(&mut self, n: u64) -> bool {
-        if n <= self.remaining {
-            self.remaining -= n;
-            true
-        } else {
-            self.remaining = 0;
-            false
+    /// Charges `file`'s kept lines (added first, then removed) and drops the ones that
+    /// no longer fit, marking the file truncated.
+    fn apply(&mut self, file: &mut FileChange) {
+        for lines in [&mut file.added, &mut file.removed] {
+            let mut keep = lines.len();
+            for (i, line) in lines.iter().enumerate() {
+                let cost = line.text.len() as u64 + LINE_OVERHEAD;
+                if cost > self.remaining {
+                    self.remaining = 0;
+                    keep = i;
+                    break;
+                }
+                self.remaining -= cost;
+            }
+            if keep < lines.len() {
+                lines.truncate(keep);
+                file.content_truncated = true;
+            }
         }
     }
 }
 
-/// Counts added/removed lines like `git diff --numstat` and keeps their content within
-/// the limits.
-fn line_diff(
-    old: &[u8],
-    new: &[u8],
-    file: &mut FileChange,
-    limits: &Limits,
-    budget: &mut ContentBudget,
-) {
+/// Bytes charged per kept line on top of its text.
+const LINE_OVERHEAD: u64 = 8;
+
+/// Counts added/removed lines like `git diff --numstat` and keeps their content, at
+/// most `max_lines_per_file` lines per side.
+fn line_diff(old: &[u8], new: &[u8], file: &mut FileChange, limits: &Limits) {
     let input = InternedInput::new(old, new);
     let mut diff = Diff::compute(Algorithm::Histogram, &input);
     diff.postprocess_lines(&input);
     file.lines_added = diff.count_additions();
     file.lines_removed = diff.count_removals();
 
-    let mut keep = |tokens: &[gix::diff::blob::Token],
-                    range: std::ops::Range<u32>,
-                    out: &mut Vec<Line>,
-                    truncated: &mut bool| {
-        for index in range {
-            if out.len() >= limits.max_lines_per_file as usize {
-                *truncated = true;
-                return;
-            }
-            let raw: &[u8] = input.interner[tokens[index as usize]];
-            let text = line_text(raw, limits.max_line_bytes as usize);
-            if !budget.take(text.len() as u64 + 8) {
-                *truncated = true;
-                return;
-            }
-            out.push(Line {
-                number: index + 1,
-                text,
-            });
-        }
-    };
+    let max = limits.max_lines_per_file as usize;
     let mut truncated = false;
+    let mut keep =
+        |tokens: &[gix::diff::blob::Token], range: std::ops::Range<u32>, out: &mut Vec<Line>| {
+            for index in range {
+                if out.len() >= max {
+                    truncated = true;
+                    return;
+                }
+                let raw: &[u8] = input.interner[tokens[index as usize]];
+                out.push(Line {
+                    number: index + 1,
+                    text: line_text(raw, limits.max_line_bytes as usize),
+                });
+            }
+        };
     for hunk in diff.hunks() {
-        keep(
-            &input.after,
-            hunk.after.clone(),
-            &mut file.added,
-            &mut truncated,
-        );
-        keep(
-            &input.before,
-            hunk.before.clone(),
-            &mut file.removed,
-            &mut truncated,
-        );
+        keep(&input.after, hunk.after.clone(), &mut file.added);
+        keep(&input.before, hunk.before.clone(), &mut file.removed);
     }
     file.content_truncated = truncated;
 }

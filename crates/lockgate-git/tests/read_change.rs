@@ -348,3 +348,46 @@ fn reads_files_and_directories_at_a_revision() {
     );
     assert!(repo.list_files_at(&first, "nope").unwrap().is_empty());
 }
+
+#[test]
+fn many_files_are_diffed_in_parallel_with_a_deterministic_budget() {
+    let r = TestRepo::new();
+    for i in 0..300 {
+        r.write(&format!("d/f{i:03}.txt"), &format!("base {i}\n"));
+    }
+    r.commit("base");
+    r.branch("f");
+    for i in 0..300 {
+        r.write(
+            &format!("d/f{i:03}.txt"),
+            &format!("base {i}\nadded one {i}\nadded two {i}\n"),
+        );
+    }
+    r.commit("many");
+    let c = read(&r, "main", "f");
+    assert_eq!(c.files.len(), 300);
+    for (i, f) in c.files.iter().enumerate() {
+        assert_eq!(f.path, format!("d/f{i:03}.txt"));
+        assert_eq!((f.lines_added, f.lines_removed), (2, 0));
+        assert_eq!(f.added[1].text, format!("added two {i}"));
+        assert_eq!(f.added[1].number, 3);
+    }
+
+    // Each kept line costs its length plus 8 bytes: "added one 0" = 11 + 8 = 19 for the
+    // first ten files, "added one 10" = 12 + 8 = 20 for the eleventh.
+    let limits = Limits {
+        max_total_content_bytes: 19 * 2 * 10 + 20,
+        ..Limits::default()
+    };
+    let repo = Repo::discover(r.path()).unwrap();
+    let first = repo.read_change("main", "f", &limits).unwrap();
+    for _ in 0..3 {
+        assert_eq!(repo.read_change("main", "f", &limits).unwrap(), first);
+    }
+    assert!(first.truncated);
+    let kept: Vec<usize> = first.files.iter().map(|f| f.added.len()).collect();
+    assert_eq!(&kept[..10], &[2; 10], "the first files keep everything");
+    assert_eq!(kept[10], 1, "the budget runs out inside the eleventh file");
+    assert!(kept[11..].iter().all(|&k| k == 0));
+    assert!(first.files[10].content_truncated);
+}

@@ -9,11 +9,11 @@
 //! ```
 //! use lockgate_policy::PolicySet;
 //! let policies = PolicySet::builtin().unwrap();
-//! let input = serde_json::json!({"author": {"kind": "human"}, "findings": [],
+//! let input = r#"{"author": {"kind": "human"}, "findings": [],
 //!     "files": [], "owners": {"groups": [], "unowned": [], "errors": []},
 //!     "change": {"truncated": false, "notes": []}, "categories": [], "impact": "low",
-//!     "config": {"gate_humans": false}});
-//! let outcome = policies.evaluate(&input, std::time::Duration::from_secs(2)).unwrap();
+//!     "config": {"gate_humans": false}}"#;
+//! let outcome = policies.evaluate(input, std::time::Duration::from_secs(2)).unwrap();
 //! assert!(outcome.allow_auto_merge);
 //! ```
 
@@ -55,6 +55,8 @@ pub enum PolicyError {
     Eval { rule: String, message: String },
     #[error("policy rule {rule} returned an unexpected value: {message}")]
     Shape { rule: String, message: String },
+    #[error("the policy input is not valid JSON: {0}")]
+    Input(String),
 }
 
 /// A loaded team policy file.
@@ -137,49 +139,69 @@ impl PolicySet {
             .collect()
     }
 
-    /// Evaluates every package's result rules against `input`.
-    pub fn evaluate(
-        &self,
-        input: &serde_json::Value,
-        timeout: Duration,
-    ) -> Result<PolicyOutcome, PolicyError> {
-        let mut engine = self.prepared_engine(input, timeout);
+    /// Evaluates every package's result rules against `input` (JSON text).
+    pub fn evaluate(&self, input: &str, timeout: Duration) -> Result<PolicyOutcome, PolicyError> {
+        let started = std::time::Instant::now();
+        let mut engine = self.prepared_engine(Some(input), timeout)?;
+        tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "engine ready");
         let mut outcome = PolicyOutcome {
             sources: self.sources(),
             ..PolicyOutcome::default()
         };
-        let mut packages = vec![BUILTIN_PACKAGE.to_string()];
+        // The built-in package is evaluated as one document, so the rules it shares
+        // (the route, the never-automate set) are computed once.
+        let started = std::time::Instant::now();
+        let builtin = eval_query_value(&mut engine, BUILTIN_PACKAGE)?;
+        tracing::debug!(
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "built-in pack evaluated"
+        );
+        for rule in RESULT_RULES {
+            let value = builtin
+                .get(rule)
+                .cloned()
+                .unwrap_or(serde_json::Value::Null);
+            outcome::collect(
+                &mut outcome,
+                rule,
+                &format!("{BUILTIN_PACKAGE}.{rule}"),
+                value,
+            )?;
+        }
+        outcome.allow_auto_merge =
+            builtin.get("allow_auto_merge") == Some(&serde_json::Value::Bool(true));
+        outcome.route = match builtin.get("route") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(
+                serde_json::from_value(v.clone()).map_err(|e| PolicyError::Shape {
+                    rule: format!("{BUILTIN_PACKAGE}.route"),
+                    message: e.to_string(),
+                })?,
+            ),
+        };
+
+        // Team packages: only the result rules they declare (never their tests).
+        let mut packages: Vec<&str> = Vec::new();
         for t in &self.team {
-            if !packages.contains(&t.package) {
-                packages.push(t.package.clone());
+            if !packages.contains(&t.package.as_str()) {
+                packages.push(&t.package);
             }
         }
-        for package in &packages {
+        for package in packages {
             for rule in RESULT_RULES {
-                let path = format!("{package}.{rule}");
-                let declared = package == BUILTIN_PACKAGE
-                    || self.team.iter().filter(|t| &t.package == package).any(|t| {
-                        engine
-                            .has_declared_rule_rooted_at(&t.name, rule)
-                            .unwrap_or(false)
-                    });
+                let declared = self.team.iter().filter(|t| t.package == package).any(|t| {
+                    engine
+                        .has_declared_rule_rooted_at(&t.name, rule)
+                        .unwrap_or(false)
+                });
                 if !declared {
                     continue;
                 }
+                let path = format!("{package}.{rule}");
                 let value = eval_rule(&mut engine, &path)?;
                 outcome::collect(&mut outcome, rule, &path, value)?;
             }
         }
-        let allow = eval_rule(&mut engine, &format!("{BUILTIN_PACKAGE}.allow_auto_merge"))?;
-        outcome.allow_auto_merge = allow == serde_json::Value::Bool(true);
-        let route = eval_rule(&mut engine, &format!("{BUILTIN_PACKAGE}.route"))?;
-        outcome.route = match route {
-            serde_json::Value::Null => None,
-            v => Some(serde_json::from_value(v).map_err(|e| PolicyError::Shape {
-                rule: format!("{BUILTIN_PACKAGE}.route"),
-                message: e.to_string(),
-            })?),
-        };
         Ok(outcome)
     }
 
@@ -187,11 +209,11 @@ impl PolicySet {
     /// each result's first expression, as JSON.
     pub fn query(
         &self,
-        input: &serde_json::Value,
+        input: &str,
         query: &str,
         timeout: Duration,
     ) -> Result<Vec<serde_json::Value>, PolicyError> {
-        let mut engine = self.prepared_engine(input, timeout);
+        let mut engine = self.prepared_engine(Some(input), timeout)?;
         let results =
             engine
                 .eval_query(query.to_string(), false)
@@ -212,14 +234,54 @@ impl PolicySet {
         testing::run(self, timeout)
     }
 
-    fn prepared_engine(&self, input: &serde_json::Value, timeout: Duration) -> Engine {
+    /// A fresh engine with the time limit set and `input` (JSON text) loaded.
+    fn prepared_engine(
+        &self,
+        input: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Engine, PolicyError> {
+        let started = std::time::Instant::now();
         let mut engine = self.engine.clone();
         engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
             limit: timeout,
             check_interval: NonZeroU32::new(64).expect("non-zero"),
         });
-        engine.set_input(regorus::Value::from(input.clone()));
-        engine
+        if let Some(json) = input {
+            let value = regorus::Value::from_json_str(json)
+                .map_err(|e| PolicyError::Input(e.to_string()))?;
+            engine.set_input(value);
+        }
+        tracing::debug!(
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "policy input prepared"
+        );
+        Ok(engine)
+    }
+}
+
+/// Evaluates a query whose single result is an object (e.g. a whole package).
+fn eval_query_value(
+    engine: &mut Engine,
+    query: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, PolicyError> {
+    let results = engine
+        .eval_query(query.to_string(), false)
+        .map_err(|e| PolicyError::Eval {
+            rule: query.into(),
+            message: e.to_string(),
+        })?;
+    let value = results
+        .result
+        .first()
+        .and_then(|r| r.expressions.first())
+        .map(|e| to_json(&e.value, query))
+        .transpose()?;
+    match value {
+        Some(serde_json::Value::Object(map)) => Ok(map),
+        other => Err(PolicyError::Shape {
+            rule: query.into(),
+            message: format!("expected the package document, got {other:?}"),
+        }),
     }
 }
 

@@ -65,10 +65,11 @@ pub(crate) fn run(set: &PolicySet, timeout: Duration) -> TestReport {
     let mut report = TestReport::default();
     for file in &set.team {
         for name in test_rule_names(&file.source) {
-            let mut engine = set.prepared_engine(&serde_json::Value::Null, timeout);
             let path = format!("{}.{}", file.package, name);
             let start = Instant::now();
-            let result = crate::eval_rule(&mut engine, &path);
+            let result = set
+                .prepared_engine(None, timeout)
+                .and_then(|mut engine| crate::eval_rule(&mut engine, &path));
             let (passed, error) = match result {
                 Ok(serde_json::Value::Bool(true)) => (true, None),
                 Ok(serde_json::Value::Null) => (false, Some("undefined".to_string())),

@@ -58,8 +58,14 @@ fn input_with(config: &Config, author: &str, files: Vec<FileChange>) -> PolicyIn
 
 fn check_with(set: &PolicySet, config: &Config, author: &str, files: Vec<FileChange>) -> Decision {
     let input = input_with(config, author, files);
-    let outcome = set.evaluate(&input.to_canonical_json(), TIMEOUT).unwrap();
-    decide(&input, &outcome, &config.policy.disabled_rules)
+    let canonical = input.canonical();
+    let outcome = set.evaluate(&canonical.json, TIMEOUT).unwrap();
+    decide(
+        &input,
+        &canonical.digest,
+        &outcome,
+        &config.policy.disabled_rules,
+    )
 }
 
 fn check(author: &str, files: Vec<FileChange>) -> Decision {
@@ -282,9 +288,7 @@ fn wrong_result_shapes_are_errors_not_silence() {
     )
     .unwrap();
     let input = input_with(&Config::default(), "claude", vec![modified("docs/a.md")]);
-    let err = set
-        .evaluate(&input.to_canonical_json(), TIMEOUT)
-        .unwrap_err();
+    let err = set.evaluate(&input.canonical().json, TIMEOUT).unwrap_err();
     assert!(matches!(err, PolicyError::Shape { .. }), "{err}");
 }
 
@@ -298,7 +302,7 @@ fn runaway_policies_time_out() {
     .unwrap();
     let input = input_with(&Config::default(), "claude", vec![modified("docs/a.md")]);
     let err = set
-        .evaluate(&input.to_canonical_json(), Duration::from_millis(100))
+        .evaluate(&input.canonical().json, Duration::from_millis(100))
         .unwrap_err();
     assert!(matches!(err, PolicyError::Eval { .. }), "{err}");
 }

@@ -1,0 +1,289 @@
+//! `lockgate-bench`: measures `lockgate check` as a whole process against git on the
+//! same range, in the same run, and prints medians and ratios.
+//!
+//! Usage: `cargo build --release && target/release/lockgate-bench [--runs N] [--large-files N]`
+//!
+//! Scenarios (repositories are built with the git CLI in a temporary directory):
+//! 1. a typical pull request: 50 files changed by an agent in a 2,000-file repository
+//!    with CODEOWNERS — target: median under 50 ms for the whole process;
+//! 2. a 5,000-file change — target: within 3× of `git diff --numstat base head`,
+//!    with bounded memory (peak RSS reported).
+//!
+//! Timings are wall-clock medians of repeated runs; machines are noisy, so the ratio
+//! measured side by side is the number to compare, not an absolute time.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Args {
+    runs: usize,
+    large_files: usize,
+    keep: Option<PathBuf>,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        runs: 21,
+        large_files: 5000,
+        keep: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--runs" => args.runs = it.next().and_then(|v| v.parse().ok()).expect("--runs N"),
+            "--large-files" => {
+                args.large_files = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--large-files N")
+            }
+            "--keep" => args.keep = Some(it.next().expect("--keep DIR").into()),
+            "-h" | "--help" => {
+                println!("usage: lockgate-bench [--runs N] [--large-files N] [--keep DIR]");
+                std::process::exit(0);
+            }
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    args
+}
+
+fn main() {
+    let args = parse_args();
+    let lockgate = lockgate_binary();
+    println!("lockgate binary: {}", lockgate.display());
+    println!(
+        "git: {}",
+        run_stdout(Command::new("git").arg("--version")).trim()
+    );
+    println!();
+
+    // ── 1. typical PR ────────────────────────────────────────────────────────
+    let temp = tempfile::tempdir().expect("tempdir");
+    let root = args
+        .keep
+        .clone()
+        .unwrap_or_else(|| temp.path().to_path_buf());
+    let repo = root.join("typical");
+    build_repo(&repo, 2000, 50, 40, 10);
+    let check = |repo: &Path| {
+        let mut c = Command::new(&lockgate);
+        c.current_dir(repo).args([
+            "check", "--base", "main", "--head", "pr", "--format", "json",
+        ]);
+        c
+    };
+    let git_numstat = |repo: &Path| {
+        let mut c = Command::new("git");
+        c.current_dir(repo)
+            .args(["diff", "--numstat", "main", "pr"]);
+        c
+    };
+    let typical = measure(|| check(&repo), args.runs);
+    let typical_git = measure(|| git_numstat(&repo), args.runs);
+    println!(
+        "typical PR: 50 files changed in a 2,000-file repository, {} runs",
+        args.runs
+    );
+    report("lockgate check (whole process)", &typical);
+    report("git diff --numstat", &typical_git);
+    println!(
+        "  target: median < 50 ms → {} ({:.1} ms); ratio to git diff --numstat: {:.2}×",
+        if typical.median < Duration::from_millis(50) {
+            "met"
+        } else {
+            "NOT met"
+        },
+        ms(typical.median),
+        ratio(&typical, &typical_git)
+    );
+    println!();
+
+    // ── 2. large change ──────────────────────────────────────────────────────
+    let large = root.join("large");
+    build_repo(&large, args.large_files, args.large_files, 40, 3);
+    let runs = (args.runs / 3).max(5);
+    let big = measure(|| check(&large), runs);
+    let big_git = measure(|| git_numstat(&large), runs);
+    println!(
+        "large change: {} files modified, {runs} runs",
+        args.large_files
+    );
+    report("lockgate check (whole process)", &big);
+    report("git diff --numstat", &big_git);
+    let r = ratio(&big, &big_git);
+    println!(
+        "  target: within 3× of git diff --numstat → {} ({r:.2}×); lockgate peak RSS {:.1} MiB (git {:.1} MiB)",
+        if r <= 3.0 { "met" } else { "NOT met" },
+        big.peak_rss_kib as f64 / 1024.0,
+        big_git.peak_rss_kib as f64 / 1024.0
+    );
+}
+
+struct Measurement {
+    median: Duration,
+    min: Duration,
+    p90: Duration,
+    peak_rss_kib: i64,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn ratio(a: &Measurement, b: &Measurement) -> f64 {
+    a.median.as_secs_f64() / b.median.as_secs_f64()
+}
+
+fn report(label: &str, m: &Measurement) {
+    println!(
+        "  {label:<32} median {:>8.2} ms   min {:>8.2} ms   p90 {:>8.2} ms   peak RSS {:>7.1} MiB",
+        ms(m.median),
+        ms(m.min),
+        ms(m.p90),
+        m.peak_rss_kib as f64 / 1024.0
+    );
+}
+
+/// Runs the command `runs` times (after one warm-up) and records wall time and the
+/// child's own peak RSS (from `wait4`, so other processes do not pollute it).
+#[allow(clippy::zombie_processes)] // each child is reaped by `wait4`, which also yields its rusage
+fn measure(make: impl Fn() -> Command, runs: usize) -> Measurement {
+    let mut times = Vec::with_capacity(runs);
+    let mut peak = 0;
+    for i in 0..=runs {
+        let mut cmd = make();
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        let start = Instant::now();
+        let child = cmd.spawn().expect("spawn");
+        let (status, rss) = wait_with_rusage(child.id() as i32);
+        let elapsed = start.elapsed();
+        assert!(
+            [0, 3, 4].contains(&status),
+            "benchmark command failed with status {status}"
+        );
+        if i > 0 {
+            times.push(elapsed);
+            peak = peak.max(rss);
+        }
+    }
+    times.sort();
+    Measurement {
+        median: times[times.len() / 2],
+        min: times[0],
+        p90: times[(times.len() * 9 / 10).min(times.len() - 1)],
+        peak_rss_kib: peak,
+    }
+}
+
+fn wait_with_rusage(pid: i32) -> (i32, i64) {
+    let mut status = 0;
+    // SAFETY: `rusage` is plain data, fully written by wait4 on success.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our own child; pointers are valid for the call.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4 failed");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    (code, usage.ru_maxrss)
+}
+
+/// Builds a repository with `files` files of `lines` lines on `main`, and a branch
+/// `pr` whose last commit (by Claude Code) changes `changed` of them by `edit` lines.
+fn build_repo(path: &Path, files: usize, changed: usize, lines: usize, edit: usize) {
+    std::fs::create_dir_all(path).unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .current_dir(path)
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "Ada")
+            .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+            .env("GIT_COMMITTER_NAME", "Ada")
+            .env("GIT_COMMITTER_EMAIL", "ada@example.com")
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q", "-b", "main"]);
+    let dirs = [
+        "src/api", "src/core", "src/auth", "tests", "docs", "web/src", "infra", "scripts",
+    ];
+    let name = |i: usize| {
+        let d = dirs[i % dirs.len()];
+        let ext = match d {
+            "docs" => "md",
+            "web/src" => "ts",
+            "infra" => "tf",
+            "scripts" => "sh",
+            _ => "rs",
+        };
+        format!("{d}/m{:02}/file_{i:05}.{ext}", i % 37)
+    };
+    for i in 0..files {
+        let p = path.join(name(i));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let body: String = (0..lines)
+            .map(|l| format!("line {l} of file {i}: let value_{l} = compute({l}, {i});\n"))
+            .collect();
+        std::fs::write(p, body).unwrap();
+    }
+    std::fs::create_dir_all(path.join(".github")).unwrap();
+    std::fs::write(
+        path.join(".github/CODEOWNERS"),
+        "* @org/maintainers\n/src/auth/ @org/security\n/docs/ @org/docs\n/infra/ @org/platform\n*.ts @org/web\n",
+    )
+    .unwrap();
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "base"]);
+    git(&["checkout", "-q", "-b", "pr"]);
+    let step = (files / changed.max(1)).max(1);
+    for i in (0..files).step_by(step).take(changed) {
+        let p = path.join(name(i));
+        let mut body = std::fs::read_to_string(&p).unwrap();
+        for e in 0..edit {
+            body.push_str(&format!("// edit {e}: handle case {e} for file {i}\n"));
+        }
+        body = body.replacen("line 3 ", "line three ", 1);
+        std::fs::write(p, body).unwrap();
+    }
+    git(&["add", "-A"]);
+    git(&[
+        "-c",
+        "user.name=anthropic-code-agent[bot]",
+        "-c",
+        "user.email=242468646+Claude@users.noreply.github.com",
+        "commit",
+        "-q",
+        "--author",
+        "anthropic-code-agent[bot] <242468646+Claude@users.noreply.github.com>",
+        "-m",
+        "agent change",
+    ]);
+}
+
+fn lockgate_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let sibling = exe.with_file_name("lockgate");
+    if !sibling.exists() {
+        eprintln!(
+            "{} not found: build both binaries first, e.g. `cargo build --release && target/release/lockgate-bench`",
+            sibling.display()
+        );
+        std::process::exit(1);
+    }
+    sibling
+}
+
+fn run_stdout(cmd: &mut Command) -> String {
+    String::from_utf8_lossy(&cmd.output().expect("run").stdout).into_owned()
+}
