@@ -5,7 +5,7 @@
 
 use crate::agents::{IdentityError, Registry};
 use crate::category::{Category, Impact, ImpactTable};
-use crate::change::ChangeSet;
+use crate::change::{ChangeSet, FileChange};
 use crate::classify::{Classifier, ClassifyError};
 use crate::codeowners::CodeOwners;
 use crate::config::Config;
@@ -13,8 +13,10 @@ use crate::input::{
     ChangeSummary, CommitFacts, FileFacts, FindingFacts, INPUT_SCHEMA_VERSION, OwnerGroup,
     OwnersFacts, PolicyConfig, PolicyInput,
 };
+use crate::parallel;
 use crate::secrets::{Finding, SecretConfigError, SecretScanner};
 use std::collections::BTreeSet;
+use std::collections::HashMap;
 
 /// The configuration could not be compiled into detectors.
 #[derive(Debug, thiserror::Error)]
@@ -57,20 +59,25 @@ impl Assessor {
     /// Scans added lines for secrets and redacts every hit in `change` in place, so no
     /// later stage (or log line) can see a secret value.
     pub fn scan_secrets(&self, change: &mut ChangeSet) -> Vec<Finding> {
-        let mut findings = Vec::new();
-        for file in &mut change.files {
-            if file.binary || self.scanner.path_allowed(&file.path) {
-                continue;
-            }
-            for line in &mut file.added {
-                let hits = self.scanner.scan_line(&file.path, line.number, &line.text);
-                if !hits.is_empty() {
-                    line.text = self.scanner.redact_line(&line.text);
-                    findings.extend(hits);
+        parallel::map_chunks_mut(&mut change.files, |files| {
+            let mut findings = Vec::new();
+            for file in files {
+                if file.binary || self.scanner.path_allowed(&file.path) {
+                    continue;
+                }
+                for line in &mut file.added {
+                    let hits = self.scanner.scan_line(&file.path, line.number, &line.text);
+                    if !hits.is_empty() {
+                        line.text = self.scanner.redact_line(&line.text);
+                        findings.extend(hits);
+                    }
                 }
             }
-        }
-        findings
+            findings
+        })
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     /// Builds the policy input. `findings` come from [`Assessor::scan_secrets`].
@@ -81,41 +88,19 @@ impl Assessor {
         codeowners: Option<&OwnersFile>,
     ) -> PolicyInput {
         let author = self.registry.classify(&change.commits);
-        let mut files = Vec::with_capacity(change.files.len());
-        for file in &change.files {
-            let own: Vec<Finding> = findings
-                .iter()
-                .filter(|f| f.path == file.path)
-                .cloned()
-                .collect();
-            let class = self.classifier.classify(file, &own);
-            let (owners, owners_line) = match codeowners.and_then(|c| c.owners.rule_for(&file.path))
-            {
-                Some(rule) => (rule.owners.clone(), Some(rule.line)),
-                None => (Vec::new(), None),
-            };
-            files.push(FileFacts {
-                path: file.path.clone(),
-                old_path: file.old_path.clone(),
-                status: file.status,
-                similarity: file.similarity,
-                old_kind: file.old_kind,
-                new_kind: file.new_kind,
-                binary: file.binary,
-                summarized: file.summarized,
-                size: file.size,
-                lines_added: file.lines_added,
-                lines_removed: file.lines_removed,
-                content_truncated: file.content_truncated,
-                path_not_utf8: file.path_not_utf8,
-                impact: self.impact.max_of(&class.categories),
-                categories: class.categories,
-                flags: class.flags,
-                owners,
-                owners_line,
-                reasons: class.reasons,
-            });
+        let mut by_path: HashMap<&str, Vec<Finding>> = HashMap::new();
+        for f in findings {
+            by_path.entry(f.path.as_str()).or_default().push(f.clone());
         }
+        let files: Vec<FileFacts> = parallel::map_chunks(&change.files, |chunk| {
+            chunk
+                .iter()
+                .map(|file| self.file_facts(file, by_path.get(file.path.as_str()), codeowners))
+                .collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flatten()
+        .collect();
 
         let categories: BTreeSet<Category> = files
             .iter()
@@ -189,6 +174,43 @@ impl Assessor {
                 review: self.config.review.clone(),
                 impact: self.impact.as_map().clone(),
             },
+        }
+    }
+
+    /// One file's facts: categories, impact and owners.
+    fn file_facts(
+        &self,
+        file: &FileChange,
+        findings: Option<&Vec<Finding>>,
+        codeowners: Option<&OwnersFile>,
+    ) -> FileFacts {
+        let class = self
+            .classifier
+            .classify(file, findings.map_or(&[][..], |f| f.as_slice()));
+        let (owners, owners_line) = match codeowners.and_then(|c| c.owners.rule_for(&file.path)) {
+            Some(rule) => (rule.owners.clone(), Some(rule.line)),
+            None => (Vec::new(), None),
+        };
+        FileFacts {
+            path: file.path.clone(),
+            old_path: file.old_path.clone(),
+            status: file.status,
+            similarity: file.similarity,
+            old_kind: file.old_kind,
+            new_kind: file.new_kind,
+            binary: file.binary,
+            summarized: file.summarized,
+            size: file.size,
+            lines_added: file.lines_added,
+            lines_removed: file.lines_removed,
+            content_truncated: file.content_truncated,
+            path_not_utf8: file.path_not_utf8,
+            impact: self.impact.max_of(&class.categories),
+            categories: class.categories,
+            flags: class.flags,
+            owners,
+            owners_line,
+            reasons: class.reasons,
         }
     }
 }

@@ -180,12 +180,12 @@ impl Classifier {
         let mut pattern_rule = Vec::new();
         let mut all_patterns = Vec::new();
         for (index, rule) in path_rules.iter().enumerate() {
-            // Compile per rule first, so an error names the rule it is in.
-            PatternSet::new(&rule.paths).map_err(|source| ClassifyError::Pattern {
-                id: rule.id.clone(),
-                source,
-            })?;
             for p in &rule.paths {
+                // Checked one by one, so an error names the rule it is in.
+                crate::pattern::validate(p).map_err(|source| ClassifyError::Pattern {
+                    id: rule.id.clone(),
+                    source,
+                })?;
                 all_patterns.push(p.as_str());
                 pattern_rule.push(index);
             }

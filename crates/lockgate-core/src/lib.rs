@@ -32,5 +32,6 @@ pub mod codeowners;
 pub mod config;
 pub mod decision;
 pub mod input;
+pub mod parallel;
 pub mod pattern;
 pub mod secrets;

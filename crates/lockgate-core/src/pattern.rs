@@ -19,6 +19,7 @@
 //! ```
 
 use regex::{Regex, RegexSet};
+use std::collections::HashMap;
 
 /// A pattern could not be compiled.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -61,10 +62,37 @@ impl PathPattern {
 }
 
 /// Many patterns matched in one pass; reports every pattern that matches.
+///
+/// Most real patterns are plain literals in disguise — `Makefile`, `*.tf`, `tests/`,
+/// `/docs/`, `README*` — so each pattern is first sorted into a literal strategy
+/// answered by hash lookups and string comparisons on the path's segments, and only the
+/// rest are compiled into one [`RegexSet`]. Building a regex set for hundreds of
+/// patterns costs tens of milliseconds, which is most of a typical `lockgate check`;
+/// the strategies cost microseconds. (The same idea as `globset`'s match strategies,
+/// applied to CODEOWNERS semantics, which globset does not implement.)
 #[derive(Debug, Clone)]
 pub struct PatternSet {
     sources: Vec<String>,
-    set: RegexSet,
+    strategies: Strategies,
+    /// Patterns no literal strategy covers, and their indexes in `sources`.
+    regex: Option<(RegexSet, Vec<usize>)>,
+}
+
+/// Literal match strategies; every entry maps to pattern indexes.
+#[derive(Debug, Clone, Default)]
+struct Strategies {
+    /// `name` (unanchored, one literal segment): some segment equals it.
+    segment: HashMap<String, Vec<usize>>,
+    /// `name/` (unanchored directory): some segment before the last equals it.
+    directory: HashMap<String, Vec<usize>>,
+    /// `*suffix`: some segment ends with it; keyed by the text after its last dot.
+    suffix: HashMap<String, Vec<(String, usize)>>,
+    /// `*suffix` without a dot.
+    suffix_other: Vec<(String, usize)>,
+    /// `prefix*`: some segment starts with it.
+    segment_prefix: Vec<(String, usize)>,
+    /// Anchored literal paths: (path, directory contents only).
+    anchored: Vec<(String, bool, usize)>,
 }
 
 impl PatternSet {
@@ -78,25 +106,48 @@ impl PatternSet {
             .into_iter()
             .map(|p| p.as_ref().to_string())
             .collect();
-        let regexes = sources
-            .iter()
-            .map(|p| to_regex(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        let set = RegexSet::new(&regexes).map_err(|e| PatternError {
-            pattern: sources.join(", "),
-            reason: e.to_string(),
-        })?;
-        Ok(PatternSet { sources, set })
+        let mut strategies = Strategies::default();
+        let mut regexes = Vec::new();
+        let mut regex_index = Vec::new();
+        for (index, pattern) in sources.iter().enumerate() {
+            // Validates the pattern even when a literal strategy will answer for it.
+            let regex = to_regex(pattern)?;
+            if !strategies.add(pattern, index) {
+                regexes.push(regex);
+                regex_index.push(index);
+            }
+        }
+        let regex = if regexes.is_empty() {
+            None
+        } else {
+            let set = RegexSet::new(&regexes).map_err(|e| PatternError {
+                pattern: sources.join(", "),
+                reason: e.to_string(),
+            })?;
+            Some((set, regex_index))
+        };
+        Ok(PatternSet {
+            sources,
+            strategies,
+            regex,
+        })
     }
 
     /// Indexes (in the order given) of the patterns that match `path`.
     pub fn matches(&self, path: &str) -> Vec<usize> {
-        self.set.matches(path).into_iter().collect()
+        let mut out = Vec::new();
+        self.strategies.matches(path, &mut out);
+        if let Some((set, index)) = &self.regex {
+            out.extend(set.matches(path).into_iter().map(|i| index[i]));
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// Whether any pattern matches.
     pub fn is_match(&self, path: &str) -> bool {
-        self.set.is_match(path)
+        !self.matches(path).is_empty()
     }
 
     /// The pattern at `index` as written.
@@ -112,6 +163,128 @@ impl PatternSet {
     /// True when the set holds no pattern.
     pub fn is_empty(&self) -> bool {
         self.sources.is_empty()
+    }
+}
+
+/// Checks a pattern's syntax without compiling it.
+pub fn validate(pattern: &str) -> Result<(), PatternError> {
+    to_regex(pattern).map(|_| ())
+}
+
+/// A literal: no wildcard, no escape.
+fn is_literal(s: &str) -> bool {
+    !s.is_empty() && !s.contains(['*', '?', '\\'])
+}
+
+impl Strategies {
+    /// Files `pattern` under a literal strategy; false if none fits.
+    fn add(&mut self, pattern: &str, index: usize) -> bool {
+        if let Some(rest) = pattern.strip_prefix('/') {
+            // Anchored: `/a/b` (and its contents) or `/a/b/` (contents only).
+            let (body, dir_only) = match rest.strip_suffix('/') {
+                Some(body) => (body, true),
+                None => (rest, false),
+            };
+            if is_literal(body) && !body.contains("//") {
+                self.anchored.push((body.to_string(), dir_only, index));
+                return true;
+            }
+            return false;
+        }
+        if let Some(dir) = pattern.strip_suffix('/') {
+            if is_literal(dir) && !dir.contains('/') {
+                self.directory
+                    .entry(dir.to_string())
+                    .or_default()
+                    .push(index);
+                return true;
+            }
+            if is_literal(dir) {
+                // `a/b/`: anchored by its inner slash.
+                self.anchored.push((dir.to_string(), true, index));
+                return true;
+            }
+            return false;
+        }
+        if pattern.contains('/') {
+            if is_literal(pattern) {
+                self.anchored.push((pattern.to_string(), false, index));
+                return true;
+            }
+            return false;
+        }
+        if is_literal(pattern) {
+            self.segment
+                .entry(pattern.to_string())
+                .or_default()
+                .push(index);
+            return true;
+        }
+        if let Some(suffix) = pattern.strip_prefix('*')
+            && is_literal(suffix)
+        {
+            match suffix.rsplit_once('.') {
+                Some((_, ext)) => self
+                    .suffix
+                    .entry(ext.to_string())
+                    .or_default()
+                    .push((suffix.to_string(), index)),
+                None => self.suffix_other.push((suffix.to_string(), index)),
+            }
+            return true;
+        }
+        if let Some(prefix) = pattern.strip_suffix('*')
+            && is_literal(prefix)
+        {
+            self.segment_prefix.push((prefix.to_string(), index));
+            return true;
+        }
+        false
+    }
+
+    fn matches(&self, path: &str, out: &mut Vec<usize>) {
+        let segments: Vec<&str> = path.split('/').collect();
+        let last = segments.len() - 1;
+        for (i, segment) in segments.iter().enumerate() {
+            if let Some(hits) = self.segment.get(*segment) {
+                out.extend(hits);
+            }
+            if i < last
+                && let Some(hits) = self.directory.get(*segment)
+            {
+                out.extend(hits);
+            }
+            if let Some((_, ext)) = segment.rsplit_once('.')
+                && let Some(candidates) = self.suffix.get(ext)
+            {
+                out.extend(
+                    candidates
+                        .iter()
+                        .filter(|(s, _)| segment.ends_with(s.as_str()))
+                        .map(|(_, i)| *i),
+                );
+            }
+            out.extend(
+                self.suffix_other
+                    .iter()
+                    .filter(|(s, _)| segment.ends_with(s.as_str()))
+                    .map(|(_, i)| *i),
+            );
+            out.extend(
+                self.segment_prefix
+                    .iter()
+                    .filter(|(p, _)| segment.starts_with(p.as_str()))
+                    .map(|(_, i)| *i),
+            );
+        }
+        for (literal, dir_only, index) in &self.anchored {
+            let below = path.len() > literal.len()
+                && path.starts_with(literal.as_str())
+                && path.as_bytes()[literal.len()] == b'/';
+            if below || (!dir_only && path == literal) {
+                out.push(*index);
+            }
+        }
     }
 }
 

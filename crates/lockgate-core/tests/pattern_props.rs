@@ -144,3 +144,71 @@ fn reference_agrees_with_documented_examples() {
     assert!(!reference_match("/*", "a/b"));
     assert!(reference_match("foo/**/bar", "foo/bar"));
 }
+
+fn literal_heavy_pattern() -> impl Strategy<Value = String> {
+    let seg = prop_oneof![
+        Just("a"),
+        Just("b"),
+        Just("ab"),
+        Just("a.b"),
+        Just("*.b"),
+        Just("a*"),
+        Just("*"),
+        Just("**"),
+        Just("?b"),
+        Just("*b"),
+        Just("b.a"),
+    ];
+    (
+        any::<bool>(),
+        prop::collection::vec(seg, 1..4),
+        any::<bool>(),
+    )
+        .prop_filter_map("valid", |(lead, segs, trail)| {
+            let mut p = String::new();
+            if lead {
+                p.push('/');
+            }
+            p.push_str(&segs.join("/"));
+            if trail {
+                p.push('/');
+            }
+            (!p.contains("***") && !p.contains("**/**") && p != "/").then_some(p)
+        })
+}
+
+fn dotted_path() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            Just("a"),
+            Just("b"),
+            Just("ab"),
+            Just("a.b"),
+            Just("b.a"),
+            Just("c.b"),
+            Just("ba")
+        ],
+        1..5,
+    )
+    .prop_map(|s| s.join("/"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// The literal strategies of `PatternSet` agree with each pattern's own regex.
+    #[test]
+    fn pattern_set_agrees_with_single_patterns(
+        patterns in prop::collection::vec(literal_heavy_pattern(), 1..12),
+        path in dotted_path(),
+    ) {
+        let set = lockgate_core::pattern::PatternSet::new(&patterns).unwrap();
+        let expected: Vec<usize> = patterns
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| PathPattern::new(p).unwrap().is_match(&path))
+            .map(|(i, _)| i)
+            .collect();
+        prop_assert_eq!(set.matches(&path), expected, "patterns {:?} path {:?}", patterns, path);
+    }
+}
