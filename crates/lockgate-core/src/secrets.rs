@@ -227,7 +227,8 @@ impl SecretScanner {
         out
     }
 
-    /// `text` with every detected secret replaced by `[REDACTED:<rule>]`.
+    /// `text` with every detected secret replaced by `[REDACTED:<rule>]` — including
+    /// other occurrences of the same value that no rule matched in their context.
     pub fn redact_line(&self, text: &str) -> String {
         let spans = self.spans(text);
         if spans.is_empty() {
@@ -235,14 +236,20 @@ impl SecretScanner {
         }
         let mut out = String::with_capacity(text.len());
         let mut last = 0;
-        for (rule, start, end) in spans {
-            out.push_str(&text[last..start]);
+        for (rule, start, end) in &spans {
+            out.push_str(&text[last..*start]);
             out.push_str("[REDACTED:");
             out.push_str(&rule.id);
             out.push(']');
-            last = end;
+            last = *end;
         }
         out.push_str(&text[last..]);
+        for (rule, start, end) in &spans {
+            let secret = &text[*start..*end];
+            if out.contains(secret) {
+                out = out.replace(secret, &format!("[REDACTED:{}]", rule.id));
+            }
+        }
         out
     }
 }
@@ -619,6 +626,13 @@ mod tests {
             scanner().redact_line(line),
             r#"awsToken := "[REDACTED:aws-access-key-id]""#
         );
+    }
+
+    #[test]
+    fn redaction_also_removes_repeats_no_rule_matched() {
+        let line = "t=xoxr-0123456789 copy=sxoxr-0123456789";
+        let redacted = scanner().redact_line(line);
+        assert!(!redacted.contains("xoxr-0123456789"), "{redacted}");
     }
 
     #[test]
