@@ -142,7 +142,7 @@ const SCENARIOS: &[Scenario] = &[
         edits: &[(
             "src/api/upload.rs",
             // A synthetic key in AWS's documented format; not a live credential.
-            Some("pub const ACCESS_KEY_ID: &str = \"AKIAQYLPMN5HHHFPZAM2\";\n"),
+            Some("pub const ACCESS_KEY_ID: &str = \"AKIAQYLPMN5HHHFPZAM2\";\n"), // lockgate:allow (synthetic key)
         )],
         expect: "blocked",
     },
