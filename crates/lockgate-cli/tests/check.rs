@@ -554,3 +554,49 @@ fn demo_runs_end_to_end() {
     }
     assert!(!stdout.contains("AKIAQYLPMN5HHHFPZAM2")); // lockgate:allow (synthetic key)
 }
+
+#[test]
+fn non_utf8_paths_block_with_an_explanation() {
+    use std::os::unix::ffi::OsStrExt;
+    let r = project();
+    let name = std::ffi::OsStr::from_bytes(b"src/odd-\xff.rs");
+    std::fs::write(r.path().join(name), "fn x() {}\n").unwrap();
+    r.commit_as(CLAUDE, "odd");
+    let (code, json) = check_json(&r);
+    assert_eq!(code, 4);
+    assert_eq!(json["reasons"][0]["rule"], "input.non_utf8_path");
+    assert_eq!(json["files"][0]["path"], "src/odd-\\xff.rs");
+}
+
+#[test]
+fn input_out_bytes_hash_to_the_input_digest() {
+    let r = project();
+    r.write("docs/guide.md", "x\n");
+    r.commit_as(CLAUDE, "docs");
+    let input = r.path().join("input.json");
+    let run = lockgate(
+        &r,
+        &[
+            "check",
+            "--base",
+            "main",
+            "--format",
+            "json",
+            "--input-out",
+            input.to_str().unwrap(),
+        ],
+    );
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    let bytes = std::fs::read(&input).unwrap();
+    let digest = lockgate_core::input::digest_text(std::str::from_utf8(&bytes).unwrap());
+    assert_eq!(json["input_digest"], Value::from(digest));
+    // And it is independent of sha2 usage here: compare with the system tool when present.
+    if let Ok(out) = Command::new("sha256sum").arg(&input).output() {
+        let hex = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(json["input_digest"], Value::from(format!("sha256:{hex}")));
+    }
+}

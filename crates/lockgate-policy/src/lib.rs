@@ -43,7 +43,7 @@ const MAX_POLICY_BYTES: usize = 1024 * 1024;
 /// Something went wrong loading or evaluating policy. Always fail closed on it.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("policy {file}: {message}")]
+    #[error("policy {message}")]
     Load { file: String, message: String },
     #[error(
         "policy {file} (package {package}) defines none of deny, require_approval, warn, notes or test_* rules, so it can never affect a decision"
@@ -82,7 +82,7 @@ impl PolicySet {
             .add_policy(BUILTIN_NAME.into(), BUILTIN_REGO.into())
             .map_err(|e| PolicyError::Load {
                 file: BUILTIN_NAME.into(),
-                message: e.to_string(),
+                message: compact_error(BUILTIN_NAME, &e.to_string()),
             })?;
         Ok(PolicySet {
             engine,
@@ -95,7 +95,7 @@ impl PolicySet {
         if source.len() > MAX_POLICY_BYTES {
             return Err(PolicyError::Load {
                 file: name.into(),
-                message: format!("larger than {MAX_POLICY_BYTES} bytes"),
+                message: format!("{name}: larger than {MAX_POLICY_BYTES} bytes"),
             });
         }
         let package = self
@@ -103,7 +103,7 @@ impl PolicySet {
             .add_policy(name.into(), source.into())
             .map_err(|e| PolicyError::Load {
                 file: name.into(),
-                message: e.to_string(),
+                message: compact_error(name, &e.to_string()),
             })?;
         if package == BUILTIN_PACKAGE || package.starts_with(&format!("{BUILTIN_PACKAGE}.")) {
             return Err(PolicyError::Reserved {
@@ -219,7 +219,7 @@ impl PolicySet {
                 .eval_query(query.to_string(), false)
                 .map_err(|e| PolicyError::Eval {
                     rule: query.into(),
-                    message: e.to_string(),
+                    message: compact_error(query, &e.to_string()),
                 })?;
         results
             .result
@@ -259,6 +259,30 @@ impl PolicySet {
     }
 }
 
+/// Folds the interpreter's multi-line diagnostic (`--> file:line:col`, a source
+/// excerpt, `error: message`) into one line: `file:line:col: message`.
+fn compact_error(file: &str, text: &str) -> String {
+    let location = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("--> "))
+        .map(str::to_string);
+    let message = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .map(str::to_string);
+    match (location, message) {
+        (Some(at), Some(msg)) => format!("{at}: {msg}"),
+        _ => {
+            let joined: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            format!("{file}: {}", joined.join("; "))
+        }
+    }
+}
+
 /// Evaluates a query whose single result is an object (e.g. a whole package).
 fn eval_query_value(
     engine: &mut Engine,
@@ -268,7 +292,7 @@ fn eval_query_value(
         .eval_query(query.to_string(), false)
         .map_err(|e| PolicyError::Eval {
             rule: query.into(),
-            message: e.to_string(),
+            message: compact_error(query, &e.to_string()),
         })?;
     let value = results
         .result
@@ -291,7 +315,7 @@ fn eval_rule(engine: &mut Engine, path: &str) -> Result<serde_json::Value, Polic
         .eval_rule(path.to_string())
         .map_err(|e| PolicyError::Eval {
             rule: path.into(),
-            message: e.to_string(),
+            message: compact_error(path, &e.to_string()),
         })?;
     to_json(&value, path)
 }

@@ -257,7 +257,7 @@ fn broken_policies_fail_loudly_with_locations() {
         )
         .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("p/syntax.rego:"), "{msg}");
+    assert!(msg.contains("p/syntax.rego:4:5:"), "{msg}");
 
     let err = set
         .add_file(
