@@ -63,8 +63,12 @@ enum Command {
         #[arg(long)]
         verbose: bool,
     },
-    /// Print the JSON Schema of the policy input document (lockgate.input/v1).
-    Schema,
+    /// Print a JSON Schema: the policy input (lockgate.input/v1, the contract with
+    /// Rego policies) or the decision output (lockgate.decision/v1).
+    Schema {
+        #[arg(value_enum, default_value = "input")]
+        which: SchemaKind,
+    },
     /// Work with Rego policies.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
@@ -73,6 +77,14 @@ enum Command {
         #[arg(value_enum)]
         which: Defaults,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SchemaKind {
+    /// The policy input document.
+    Input,
+    /// The JSON output of `lockgate check --format json`.
+    Decision,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -145,8 +157,14 @@ fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Check(args) => run_check(args),
         Command::Demo { keep, verbose } => demo::run(keep, verbose),
-        Command::Schema => {
-            print!("{}", lockgate_core::input::input_schema_json());
+        Command::Schema { which } => {
+            print!(
+                "{}",
+                match which {
+                    SchemaKind::Input => lockgate_core::input::input_schema_json(),
+                    SchemaKind::Decision => lockgate_core::input::decision_schema_json(),
+                }
+            );
             Ok(0)
         }
         Command::Policy(cmd) => policy_cmd::run(cmd),

@@ -443,26 +443,21 @@ fn sarif_output_is_valid_sarif_2_1_0() {
 }
 
 #[test]
-fn policy_input_matches_the_published_schema_file() {
+fn schemas_match_the_published_files() {
     let r = project();
-    let run = lockgate(&r, &["schema"]);
-    let committed = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../schema/input.v1.json"
-    ))
-    .expect("schema/input.v1.json exists");
-    if std::env::var_os("LOCKGATE_BLESS").is_some() {
-        std::fs::write(
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../../schema/input.v1.json"),
-            &run.stdout,
-        )
-        .unwrap();
-        return;
+    for (which, file) in [("input", "input.v1.json"), ("decision", "decision.v1.json")] {
+        let run = lockgate(&r, &["schema", which]);
+        let path = format!("{}/../../schema/{file}", env!("CARGO_MANIFEST_DIR"));
+        if std::env::var_os("LOCKGATE_BLESS").is_some() {
+            std::fs::write(&path, &run.stdout).unwrap();
+            continue;
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(
+            run.stdout, committed,
+            "run with LOCKGATE_BLESS=1 to regenerate schema/{file}"
+        );
     }
-    assert_eq!(
-        run.stdout, committed,
-        "run with LOCKGATE_BLESS=1 to regenerate schema/input.v1.json"
-    );
 }
 
 #[test]
@@ -599,4 +594,52 @@ fn input_out_bytes_hash_to_the_input_digest() {
             .to_string();
         assert_eq!(json["input_digest"], Value::from(format!("sha256:{hex}")));
     }
+}
+
+#[test]
+fn outputs_validate_against_the_published_schemas() {
+    let load = |file: &str| -> Value {
+        let path = format!("{}/../../schema/{file}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let decision_schema = jsonschema::validator_for(&load("decision.v1.json")).unwrap();
+    let input_schema = jsonschema::validator_for(&load("input.v1.json")).unwrap();
+
+    let r = project();
+    r.write("src/auth/login.rs", "pub fn login() { check() }\n");
+    r.write(
+        "src/config.rs",
+        &format!("pub const KEY: &str = \"{FAKE_AWS_KEY}\";\n"),
+    );
+    r.git(&["mv", "docs/guide.md", "docs/manual.md"]);
+    r.commit_as(CLAUDE, "several things");
+    let input = r.path().join("input.json");
+    let run = lockgate(
+        &r,
+        &[
+            "check",
+            "--base",
+            "main",
+            "--format",
+            "json",
+            "--input-out",
+            input.to_str().unwrap(),
+        ],
+    );
+    let decision: Value = serde_json::from_str(&run.stdout).unwrap();
+    let errors: Vec<String> = decision_schema
+        .iter_errors(&decision)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "decision: {errors:?}");
+    let input: Value = serde_json::from_str(&std::fs::read_to_string(&input).unwrap()).unwrap();
+    let errors: Vec<String> = input_schema
+        .iter_errors(&input)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "input: {errors:?}");
+    // The validator is not vacuous: a wrong verdict is rejected.
+    let mut bad = decision.clone();
+    bad["verdict"] = Value::from("merge_whenever");
+    assert!(!decision_schema.is_valid(&bad));
 }

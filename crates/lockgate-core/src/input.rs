@@ -190,17 +190,27 @@ pub fn digest_text(json: &str) -> String {
 
 /// The JSON Schema of [`PolicyInput`], pretty-printed.
 pub fn input_schema_json() -> String {
-    let mut schema =
-        serde_json::to_value(schemars::schema_for!(PolicyInput)).expect("schemas serialize");
+    schema_json(
+        schemars::schema_for!(PolicyInput),
+        "https://lockgate.dev/schema/input.v1.json",
+        "Lockgate policy input (lockgate.input/v1)",
+    )
+}
+
+/// The JSON Schema of the `lockgate.decision/v1` output, pretty-printed.
+pub fn decision_schema_json() -> String {
+    schema_json(
+        schemars::schema_for!(crate::decision::Decision),
+        "https://lockgate.dev/schema/decision.v1.json",
+        "Lockgate decision (lockgate.decision/v1)",
+    )
+}
+
+fn schema_json(schema: schemars::Schema, id: &str, title: &str) -> String {
+    let mut schema = serde_json::to_value(schema).expect("schemas serialize");
     if let Some(obj) = schema.as_object_mut() {
-        obj.insert(
-            "$id".into(),
-            "https://lockgate.dev/schema/input.v1.json".into(),
-        );
-        obj.insert(
-            "title".into(),
-            "Lockgate policy input (lockgate.input/v1)".into(),
-        );
+        obj.insert("$id".into(), id.into());
+        obj.insert("title".into(), title.into());
     }
     let mut out = serde_json::to_string_pretty(&schema).expect("schemas serialize");
     out.push('\n');
