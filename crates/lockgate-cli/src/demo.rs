@@ -260,7 +260,7 @@ pub fn run(keep: Option<PathBuf>, verbose: bool) -> Result<u8> {
         };
         let route = d
             .route
-            .map(|r| format!("{r:?}").to_lowercase())
+            .map(|r| r.as_str().to_string())
             .unwrap_or_else(|| "-".into());
         let first = d
             .reasons

@@ -32,7 +32,7 @@ pub struct Sources {
 }
 
 pub fn load(repo: &Repo, base: &str, request: &CheckRequest) -> Result<Sources> {
-    let short = &base[..base.len().min(12)];
+    let short = lockgate_core::agents::short_sha(base);
     let mut provenance = Vec::new();
 
     let (config_text, config_name) = match &request.config_file {

@@ -29,6 +29,18 @@ pub enum Route {
     Forbid,
 }
 
+impl Route {
+    /// The lower-case name used in config, policy and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::Automate => "automate",
+            Route::Approve => "approve",
+            Route::Gate => "gate",
+            Route::Forbid => "forbid",
+        }
+    }
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]

@@ -19,7 +19,7 @@ pub(super) fn render(d: &Decision) -> String {
     };
     let route = d
         .route
-        .map(|r| format!(" · route `{}`", super::text::serde_plain(&r)))
+        .map(|r| format!(" · route `{}`", r.as_str()))
         .unwrap_or_default();
     let _ = writeln!(out, "### {icon} Lockgate: {verdict}\n");
     let _ = writeln!(

@@ -131,6 +131,4 @@ pub(crate) fn approval_line(a: &lockgate_core::decision::RequiredApproval) -> St
     )
 }
 
-pub(crate) fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
-}
+pub(crate) use lockgate_core::agents::short_sha as short;

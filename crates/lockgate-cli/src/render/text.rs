@@ -11,7 +11,7 @@ pub(super) fn render(d: &Decision, provenance: &[String]) -> String {
     };
     let route = d
         .route
-        .map(|r| format!("route {}, ", serde_plain(&r)))
+        .map(|r| format!("route {}, ", r.as_str()))
         .unwrap_or_default();
     let _ = writeln!(out, "lockgate: {verdict}  ({route}impact {})", d.impact);
     let _ = writeln!(out, "author:   {}", author_line(d));
@@ -113,12 +113,4 @@ fn display_path(f: &lockgate_core::decision::DecisionFile) -> String {
         (Some(old), None) => format!("{old} → {}", f.path),
         _ => f.path.clone(),
     }
-}
-
-/// A unit enum's serde name (`"automate"`).
-pub(super) fn serde_plain<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
