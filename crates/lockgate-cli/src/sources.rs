@@ -35,7 +35,7 @@ pub fn load(repo: &Repo, base: &str, request: &CheckRequest) -> Result<Sources> 
     let short = lockgate_core::agents::short_sha(base);
     let mut provenance = Vec::new();
 
-    let (config_text, config_name) = match &request.config_file {
+    let (config_text, config_name, config_where) = match &request.config_file {
         Some(path) => {
             provenance.push(format!(
                 "config: {} (local file, not the base revision)",
@@ -44,6 +44,7 @@ pub fn load(repo: &Repo, base: &str, request: &CheckRequest) -> Result<Sources> 
             (
                 Some(read_local(path, MAX_CONFIG_BYTES)?),
                 path.display().to_string(),
+                String::new(),
             )
         }
         None => {
@@ -55,15 +56,18 @@ pub fn load(repo: &Repo, base: &str, request: &CheckRequest) -> Result<Sources> 
                 Some(_) => format!("config: {CONFIG_FILE} at base {short}"),
                 None => format!("config: built-in defaults (no {CONFIG_FILE} at base {short})"),
             });
-            (text, format!("{CONFIG_FILE} (at {short})"))
+            (text, CONFIG_FILE.to_string(), format!(" (at base {short})"))
         }
     };
     let config = match config_text {
         Some(text) => Config::from_toml(&text).map_err(|e| match (e.line, e.column) {
             (Some(l), Some(c)) => {
-                anyhow::anyhow!("invalid config {config_name}:{l}:{c}: {}", e.message)
+                anyhow::anyhow!(
+                    "invalid config {config_name}:{l}:{c}{config_where}: {}",
+                    e.message
+                )
             }
-            _ => anyhow::anyhow!("invalid config {config_name}: {}", e.message),
+            _ => anyhow::anyhow!("invalid config {config_name}{config_where}: {}", e.message),
         })?,
         None => Config::default(),
     };
