@@ -6,7 +6,7 @@
 //! [`Decision`], failing closed: a change merges on its own only when some rule said
 //! so and nothing objected.
 
-use crate::agents::{AgentSummary, AuthorKind, Evidence};
+use crate::agents::{AgentSummary, AuthorKind, CommitAuthorship, Evidence};
 use crate::category::{Category, Impact, TrustBand};
 use crate::change::{EntryKind, FileStatus};
 use crate::config::Route;
@@ -128,6 +128,8 @@ pub struct DecisionAuthor {
     pub trust: Option<TrustBand>,
     pub humans: Vec<String>,
     pub evidence: Vec<Evidence>,
+    /// Who wrote each commit in the range (newest first).
+    pub commits: Vec<CommitAuthorship>,
 }
 
 /// The result of `lockgate check` (`lockgate.decision/v1`).
@@ -247,6 +249,7 @@ pub fn decide(
             trust: input.author.trust,
             humans: input.author.humans.clone(),
             evidence: input.author.evidence.clone(),
+            commits: input.author.commits.clone(),
         },
         base: input.change.base.clone(),
         head: input.change.head.clone(),
