@@ -8,6 +8,8 @@ pub mod bundle;
 pub mod dsse;
 pub mod intoto;
 pub mod keys;
+pub mod predicate;
+pub mod transcript;
 
 /// Constant-time equality of two byte strings (length is not secret).
 pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
