@@ -18,7 +18,12 @@
 //! println!("{} files changed", change.files.len());
 //! ```
 
+mod notes;
+mod patch_id;
 mod read;
+
+pub use notes::{MAX_NOTES_SCANNED, NOTES_REF};
+pub use patch_id::PATCH_ID_PREFIX;
 
 pub use read::Repo;
 
