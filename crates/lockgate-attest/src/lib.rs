@@ -5,11 +5,14 @@
 //! and times in. `lockgate-git` computes git digests; the CLI does IO.
 
 pub mod bundle;
+pub mod deps;
 pub mod dsse;
 pub mod intoto;
 pub mod keys;
 pub mod predicate;
 pub mod transcript;
+pub mod trust;
+pub mod verify;
 
 /// Constant-time equality of two byte strings (length is not secret).
 pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
