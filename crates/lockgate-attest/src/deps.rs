@@ -10,6 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Largest lockfile read.
 pub const MAX_LOCKFILE_BYTES: usize = 64 * 1024 * 1024;
 
+/// Packages by (ecosystem, name), with every version present.
+pub type PackageSet = BTreeMap<(String, String), BTreeSet<String>>;
+
 /// Whether Lockgate can read this path as a lockfile.
 pub fn is_lockfile(path: &str) -> bool {
     lockfile_kind(path).is_some()
@@ -52,7 +55,7 @@ pub fn packages(
         Ok(t) => t,
         Err(e) => return Some(Err(format!("{path}: not UTF-8: {e}"))),
     };
-    let mut out: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut out: PackageSet = BTreeMap::new();
     let mut add = |eco: &str, name: &str, version: &str| {
         if !name.is_empty() && !version.is_empty() {
             out.entry((eco.to_string(), name.to_string()))
@@ -148,11 +151,7 @@ pub fn packages(
 }
 
 /// Compares package sets (possibly from several lockfiles) before and after.
-pub fn delta(
-    before: &BTreeMap<(String, String), BTreeSet<String>>,
-    after: &BTreeMap<(String, String), BTreeSet<String>>,
-    lockfiles: Vec<String>,
-) -> DependencyDelta {
+pub fn delta(before: &PackageSet, after: &PackageSet, lockfiles: Vec<String>) -> DependencyDelta {
     let mut d = DependencyDelta {
         lockfiles,
         ..DependencyDelta::default()
@@ -189,7 +188,7 @@ pub fn delta(
 mod tests {
     use super::*;
 
-    fn pk(path: &str, text: &str) -> BTreeMap<(String, String), BTreeSet<String>> {
+    fn pk(path: &str, text: &str) -> PackageSet {
         packages(path, text.as_bytes()).unwrap().unwrap()
     }
 
