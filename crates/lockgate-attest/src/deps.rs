@@ -44,7 +44,7 @@ fn lockfile_kind(path: &str) -> Option<Kind> {
 pub fn packages(
     path: &str,
     bytes: &[u8],
-) -> Option<Result<BTreeMap<(String, String), BTreeSet<String>>, String>> {
+) -> Option<Result<PackageSet, String>> {
     let kind = lockfile_kind(path)?;
     if bytes.len() > MAX_LOCKFILE_BYTES {
         return Some(Err(format!(
