@@ -41,10 +41,7 @@ fn lockfile_kind(path: &str) -> Option<Kind> {
 
 /// Packages in a lockfile as (ecosystem, name) → set of versions. `None` if the path is
 /// not a lockfile Lockgate reads; an error if it is one but does not parse.
-pub fn packages(
-    path: &str,
-    bytes: &[u8],
-) -> Option<Result<PackageSet, String>> {
+pub fn packages(path: &str, bytes: &[u8]) -> Option<Result<PackageSet, String>> {
     let kind = lockfile_kind(path)?;
     if bytes.len() > MAX_LOCKFILE_BYTES {
         return Some(Err(format!(

@@ -13,64 +13,7 @@ use crate::trust::{TrustRoot, TrustedKey};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// What verification concluded for one attestation (or one commit).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum ProvenanceStatus {
-    /// Signed by a trusted, current key for this agent, bound to this change.
-    Valid,
-    /// A well-formed attestation for a different tree or patch.
-    Stale,
-    /// No attestation was found.
-    Missing,
-    /// Signed by a key the trust root does not trust for this agent (or at this time).
-    UntrustedKey,
-    /// Signed by a revoked key.
-    Revoked,
-    /// Malformed, or the signature of a trusted key does not verify.
-    Invalid,
-}
-
-impl ProvenanceStatus {
-    /// The lower-case name used everywhere.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProvenanceStatus::Valid => "valid",
-            ProvenanceStatus::Stale => "stale",
-            ProvenanceStatus::Missing => "missing",
-            ProvenanceStatus::UntrustedKey => "untrusted_key",
-            ProvenanceStatus::Revoked => "revoked",
-            ProvenanceStatus::Invalid => "invalid",
-        }
-    }
-
-    /// Preference when several attestations exist for one commit: a valid one wins;
-    /// otherwise the most serious problem is reported.
-    fn rank(self) -> u8 {
-        match self {
-            ProvenanceStatus::Valid => 0,
-            ProvenanceStatus::Invalid => 1,
-            ProvenanceStatus::Revoked => 2,
-            ProvenanceStatus::UntrustedKey => 3,
-            ProvenanceStatus::Stale => 4,
-            ProvenanceStatus::Missing => 5,
-        }
-    }
-}
-
-/// How an attestation's subject matched the change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Binding {
-    /// The attested commit is this commit.
-    Commit,
-    /// This commit's tree is the attested tree (a squash or rebase kept the tree).
-    Tree,
-    /// This commit's patch equals the attested patch (a rebase kept the patch).
-    PatchId,
-}
+pub use lockgate_core::provenance::{Binding, ProvenanceStatus};
 
 /// The result of verifying one attestation against one commit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

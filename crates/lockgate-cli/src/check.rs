@@ -5,6 +5,7 @@
 //! categories, owners, authorship → policy input) → decision (Rego) → sinks (the caller
 //! renders it).
 
+use crate::provenance;
 use crate::sources::{self, Sources};
 use anyhow::{Context, Result};
 use lockgate_core::assess::Assessor;
@@ -63,8 +64,29 @@ pub fn run(request: &CheckRequest) -> Result<CheckResult> {
 
     let assessor = Assessor::new(&config).context("compiling .lockgate.toml rules")?;
     let findings = assessor.scan_secrets(&mut change);
-    let input = assessor.assess(&change, &findings, codeowners.as_ref());
+    let mut input = assessor.assess(&change, &findings, codeowners.as_ref());
     stage("assess");
+
+    let agent_commits = provenance::agent_commit_ids(&change.commits, &input.author.commits);
+    if !agent_commits.is_empty() {
+        let trust = provenance::trust_root_at(&repo, &base)?;
+        let source = trust.as_ref().map(|_| {
+            format!(
+                "{} at base {}",
+                provenance::TRUST_FILE,
+                lockgate_core::agents::short_sha(&base)
+            )
+        });
+        input.provenance = provenance::collect(
+            &repo,
+            &change.commits,
+            &agent_commits,
+            trust.as_ref(),
+            source,
+            crate::now(),
+        )?;
+    }
+    stage("provenance");
 
     let timeout = Duration::from_millis(config.policy.timeout_ms.max(1));
     let canonical = input.canonical();

@@ -5,11 +5,14 @@
 //! agent, a dependency bot or a person. Then runs the real `check` pipeline on each
 //! and prints the verdicts.
 
+use crate::attest_cmd::{SessionParts, attest_session};
 use crate::check::{self, CheckRequest};
 use crate::render::{self, Format};
 use anyhow::{Context, Result, bail};
 use gix::ObjectId;
 use gix::objs::tree::EntryKind;
+use lockgate_attest::keys::{KeyAlgorithm, PrivateKey};
+use lockgate_attest::predicate::{Agent, Environment, Model, Prompt, sha256_set};
 use std::path::PathBuf;
 
 struct Who {
@@ -50,6 +53,8 @@ struct Scenario {
     message: &'static str,
     edits: &'static [(&'static str, Option<&'static str>)],
     expect: &'static str,
+    /// Whether the agent signed its session (`lockgate attest`) with the trusted key.
+    attested: bool,
 }
 
 const BASE_FILES: &[(&str, &str)] = &[
@@ -101,6 +106,7 @@ const SCENARIOS: &[Scenario] = &[
             Some("# Guide\n\nRun `cargo run --release`.\n"),
         )],
         expect: "auto_merge",
+        attested: true,
     },
     Scenario {
         branch: "agent/feature",
@@ -122,6 +128,7 @@ const SCENARIOS: &[Scenario] = &[
             ),
         ],
         expect: "needs_approval",
+        attested: true,
     },
     Scenario {
         branch: "agent/auth",
@@ -133,6 +140,7 @@ const SCENARIOS: &[Scenario] = &[
             Some("pub fn session_ttl_secs() -> u64 {\n    30 * 24 * 3600\n}\n"),
         )],
         expect: "needs_approval",
+        attested: true,
     },
     Scenario {
         branch: "agent/leak",
@@ -145,6 +153,7 @@ const SCENARIOS: &[Scenario] = &[
             Some("pub const ACCESS_KEY_ID: &str = \"AKIAQYLPMN5HHHFPZAM2\";\n"), // lockgate:allow (synthetic key)
         )],
         expect: "blocked",
+        attested: true,
     },
     Scenario {
         branch: "agent/own-gate",
@@ -158,6 +167,7 @@ const SCENARIOS: &[Scenario] = &[
             ),
         )],
         expect: "needs_approval",
+        attested: true,
     },
     Scenario {
         branch: "agent/devin-auth",
@@ -169,6 +179,7 @@ const SCENARIOS: &[Scenario] = &[
             Some("pub fn session_ttl_secs() -> u64 {\n    u64::MAX\n}\n"),
         )],
         expect: "blocked",
+        attested: false,
     },
     Scenario {
         branch: "deps/serde",
@@ -188,6 +199,19 @@ const SCENARIOS: &[Scenario] = &[
             ),
         ],
         expect: "needs_approval",
+        attested: false,
+    },
+    Scenario {
+        branch: "agent/unsigned",
+        title: "Claude Code fixes a typo, but nobody signed the session",
+        who: CLAUDE,
+        message: "docs: fix typo",
+        edits: &[(
+            "docs/guide.md",
+            Some("# Guide\n\nRun `cargo run` locally.\n"),
+        )],
+        expect: "needs_approval",
+        attested: false,
     },
     Scenario {
         branch: "human/ci",
@@ -201,6 +225,7 @@ const SCENARIOS: &[Scenario] = &[
             ),
         )],
         expect: "auto_merge",
+        attested: false,
     },
 ];
 
@@ -224,7 +249,9 @@ pub fn run(keep: Option<PathBuf>, verbose: bool) -> Result<u8> {
             temp.path().to_path_buf()
         }
     };
-    build_repo(&dir).context("building the demo repository")?;
+    // The agents' signing key, trusted in the base revision's .lockgate/trust.toml.
+    let key = PrivateKey::generate(KeyAlgorithm::Ed25519);
+    build_repo(&dir, &key).context("building the demo repository")?;
 
     println!(
         "Lockgate demo: {} changes in a throwaway repository",
@@ -240,8 +267,8 @@ pub fn run(keep: Option<PathBuf>, verbose: bool) -> Result<u8> {
         }
     );
     println!(
-        "  {:<18} {:<34} {:<16} {:<9} {:<9} first reason",
-        "branch", "author", "verdict", "route", "impact"
+        "  {:<18} {:<30} {:<15} {:<9} {:<9} {:<11} first reason",
+        "branch", "author", "verdict", "route", "impact", "provenance"
     );
     let mut mismatches = Vec::new();
     for s in SCENARIOS {
@@ -269,14 +296,21 @@ pub fn run(keep: Option<PathBuf>, verbose: bool) -> Result<u8> {
             .or(d.reasons.first())
             .map(|r| format!("{}: {}", r.rule, r.message))
             .unwrap_or_default();
+        let provenance = d
+            .provenance
+            .commits
+            .first()
+            .map(|c| c.status.as_str())
+            .unwrap_or("-");
         println!(
-            "  {:<18} {:<34} {:<16} {:<9} {:<9} {}",
+            "  {:<18} {:<30} {:<15} {:<9} {:<9} {:<11} {}",
             s.branch,
             author,
             d.verdict.as_str(),
             route,
             d.impact.as_str(),
-            truncate(&first, 90)
+            provenance,
+            truncate(&first, 80)
         );
         if d.verdict.as_str() != s.expect {
             mismatches.push(format!(
@@ -315,11 +349,23 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
-/// Writes the base commit and one branch per scenario.
-fn build_repo(dir: &std::path::Path) -> Result<()> {
+/// Writes the base commit and one branch per scenario, and signs the sessions of the
+/// attested scenarios (as `lockgate attest` would, with notes on commit and tree).
+fn build_repo(dir: &std::path::Path, key: &PrivateKey) -> Result<()> {
     let repo = gix::init_bare(dir)?;
     let empty = ObjectId::empty_tree(repo.object_hash());
-    let base_tree = write_tree(&repo, empty, BASE_FILES.iter().map(|(p, c)| (*p, Some(*c))))?;
+    let trust = format!(
+        "[[key]]\nname = \"demo-agents\"\nagents = [\"claude-code\", \"copilot-coding-agent\", \"codex\"]\npublic_key = '''\n{}'''\n",
+        key.public_key().to_pem()
+    );
+    let base_files = BASE_FILES
+        .iter()
+        .map(|(p, c)| (*p, Some(*c)))
+        .chain(std::iter::once((
+            ".lockgate/trust.toml",
+            Some(trust.as_str()),
+        )));
+    let base_tree = write_tree(&repo, empty, base_files)?;
     let base = commit(
         &repo,
         "refs/heads/main",
@@ -341,7 +387,52 @@ fn build_repo(dir: &std::path::Path) -> Result<()> {
             i as i64 + 1,
         )?;
     }
+
+    let lockgate = lockgate_git::Repo::discover(dir)?;
+    for s in SCENARIOS.iter().filter(|s| s.attested) {
+        let parts = SessionParts {
+            agent: Agent {
+                name: identity_of(&s.who).into(),
+                version: None,
+                instance_id: Some(format!("demo-{}", s.branch.replace('/', "-"))),
+            },
+            model: Model {
+                provider: "anthropic".into(),
+                id: "claude-sonnet-4-5".into(),
+                digest: None,
+            },
+            prompt: Prompt {
+                digest: Some(sha256_set(s.title.as_bytes())),
+                salted_digest: None,
+            },
+            task: Some(s.title.into()),
+            repository: None,
+            transcript: None,
+            environment: Environment::default(),
+            started: None,
+            finished: None,
+        };
+        let head = lockgate.resolve_commit(s.branch)?.to_string();
+        let (session, _, bundle) =
+            attest_session(&lockgate, "main", &head, parts, key, crate::now())?;
+        lockgate.append_notes(
+            &[&head, &session.proposed.tree],
+            &bundle.to_json(),
+            ("lockgate demo", "demo@lockgate.invalid"),
+        )?;
+    }
     Ok(())
+}
+
+/// The identity id Lockgate's defaults give each demo author.
+fn identity_of(who: &Who) -> &'static str {
+    match who.email {
+        e if e == CLAUDE.email => "claude-code",
+        e if e == COPILOT.email => "copilot-coding-agent",
+        e if e == CODEX.email => "codex",
+        e if e == DEVIN.email => "devin",
+        _ => "unknown",
+    }
 }
 
 fn write_tree<'a>(

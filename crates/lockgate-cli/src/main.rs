@@ -1,10 +1,13 @@
 //! The `lockgate` command.
 
+mod attest_cmd;
 mod check;
 mod demo;
 mod policy_cmd;
+mod provenance;
 mod render;
 mod sources;
+mod verify_cmd;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -63,8 +66,37 @@ enum Command {
         #[arg(long)]
         verbose: bool,
     },
+    /// Generate a signing key pair for an agent (Ed25519 or ECDSA P-256).
+    ///
+    /// Writes PREFIX.key (PKCS#8 PEM, mode 0600; encrypted with --passphrase-env) and
+    /// PREFIX.pub (SPKI PEM), and prints the trust-root entry to add.
+    Keygen(attest_cmd::KeygenArgs),
+    /// Sign an agent session: an in-toto statement (agent, model, prompt digest, base
+    /// and proposed commit and tree, patch id, transcript digest and summary,
+    /// dependency delta) in a DSSE envelope, as a Sigstore bundle.
+    ///
+    /// Stored as a git note under refs/notes/lockgate on the proposed commit and its
+    /// tree (push it: git push origin 'refs/notes/lockgate'), and/or written to --out.
+    ///
+    /// Example:
+    ///   lockgate attest --key agent.key --agent claude-code --model claude-sonnet-4-5 \
+    ///       --prompt-file task.md --transcript session.jsonl --base origin/main --head HEAD
+    #[command(verbatim_doc_comment)]
+    Attest(Box<attest_cmd::AttestArgs>),
+    /// Verify the provenance of a commit against a trust root, or (with --key) a
+    /// `cosign sign-blob` signature or a DSSE envelope made by another tool.
+    ///
+    /// Exit code 0 when valid, 4 otherwise, 1 on error.
+    ///
+    /// Examples:
+    ///   lockgate verify --head HEAD --trust-root .lockgate/trust.toml
+    ///   lockgate verify --key cosign.pub --blob release.tar.gz --signature release.sig
+    ///   lockgate verify --key signer.pub --envelope attestation.json
+    #[command(verbatim_doc_comment)]
+    Verify(verify_cmd::VerifyArgs),
     /// Print a JSON Schema: the policy input (lockgate.input/v1, the contract with
-    /// Rego policies) or the decision output (lockgate.decision/v1).
+    /// Rego policies), the decision output (lockgate.decision/v1), or the agent-session
+    /// attestation predicate.
     Schema {
         #[arg(value_enum, default_value = "input")]
         which: SchemaKind,
@@ -85,6 +117,8 @@ enum SchemaKind {
     Input,
     /// The JSON output of `lockgate check --format json`.
     Decision,
+    /// The agent-session attestation predicate (https://lockgate.dev/attestation/agent-session/v1).
+    Predicate,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -163,11 +197,15 @@ fn run(cli: Cli) -> Result<u8> {
                 match which {
                     SchemaKind::Input => lockgate_core::input::input_schema_json(),
                     SchemaKind::Decision => lockgate_core::input::decision_schema_json(),
+                    SchemaKind::Predicate => lockgate_attest::predicate::predicate_schema_json(),
                 }
             );
             Ok(0)
         }
         Command::Policy(cmd) => policy_cmd::run(cmd),
+        Command::Keygen(args) => attest_cmd::keygen(args),
+        Command::Attest(args) => attest_cmd::attest(*args, now()),
+        Command::Verify(args) => verify_cmd::run(args, now()),
         Command::Defaults { which } => {
             print!(
                 "{}",
@@ -212,6 +250,14 @@ fn run_check(args: CheckArgs) -> Result<u8> {
         }
     }
     Ok(render::exit_code(result.decision.verdict))
+}
+
+/// Seconds since the epoch.
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// The first base candidate that resolves.

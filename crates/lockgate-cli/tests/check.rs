@@ -44,9 +44,46 @@ fn check_json(repo: &TestRepo) -> (i32, Value) {
     (run.code, json)
 }
 
-/// A repository with owners and a few files on `main`, and a `change` branch checked out.
+/// Generates the agents' signing key inside `.git/` (never committed) with the real
+/// binary, and returns the trust-root TOML that trusts it.
+fn agent_key(r: &TestRepo) -> String {
+    let prefix = r.path().join(".git/agent");
+    let run = lockgate(r, &["keygen", "--out", prefix.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let public = std::fs::read_to_string(r.path().join(".git/agent.pub")).unwrap();
+    format!("[[key]]\nname = \"ci-agents\"\nagents = [\"*\"]\npublic_key = '''\n{public}'''\n")
+}
+
+/// Signs the session `main..HEAD` as `agent`, like the agent's sandbox would.
+fn attest(r: &TestRepo, agent: &str) {
+    let key = r.path().join(".git/agent.key");
+    let run = lockgate(
+        r,
+        &[
+            "attest",
+            "--key",
+            key.to_str().unwrap(),
+            "--agent",
+            agent,
+            "--model",
+            "claude-sonnet-4-5",
+            "--prompt",
+            "do the task",
+            "--base",
+            "main",
+            "--head",
+            "HEAD",
+        ],
+    );
+    assert_eq!(run.code, 0, "attest failed: {}{}", run.stdout, run.stderr);
+}
+
+/// A repository with owners and a few files on `main` (including a trust root for the
+/// agents' key), and a `change` branch checked out.
 fn project() -> TestRepo {
     let r = TestRepo::new();
+    let trust = agent_key(&r);
+    r.write(".lockgate/trust.toml", &trust);
     r.write("README.md", "# project\n");
     r.write("docs/guide.md", "# Guide\n");
     r.write("src/lib.rs", "pub fn f() {}\n");
@@ -70,6 +107,7 @@ fn agent_docs_change_auto_merges_with_exit_0() {
     let r = project();
     r.write("docs/guide.md", "# Guide\n\nMore words.\n");
     r.commit_as(CLAUDE, "docs: expand guide");
+    attest(&r, "claude-code");
     let (code, json) = check_json(&r);
     assert_eq!(code, 0);
     assert_eq!(verdict(&json), "auto_merge");
@@ -90,6 +128,7 @@ fn agent_source_change_needs_owner_approval_with_exit_3() {
     let r = project();
     r.write("src/lib.rs", "pub fn f() {}\npub fn g() {}\n");
     r.commit_as(COPILOT, "feat: g");
+    attest(&r, "copilot-coding-agent");
     let (code, json) = check_json(&r);
     assert_eq!(code, 3);
     assert_eq!(verdict(&json), "needs_approval");
@@ -307,6 +346,7 @@ fn local_config_and_policy_dir_overrides() {
     let r = project();
     r.write("src/lib.rs", "pub fn f() {}\npub fn g() {}\n");
     r.commit_as(CLAUDE, "g");
+    attest(&r, "claude-code");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("lockgate.toml");
     std::fs::write(&config, "[routing.matrix.medium]\nmedium = \"automate\"\n").unwrap();
@@ -379,6 +419,7 @@ fn default_base_is_found_or_explained() {
     let r = project();
     r.write("docs/guide.md", "x\n");
     r.commit_as(CLAUDE, "docs");
+    attest(&r, "claude-code");
     // `main` exists, so it is the default.
     let run = lockgate(&r, &["check"]);
     assert_eq!(run.code, 0, "{}", run.stderr);

@@ -162,6 +162,7 @@ impl Assessor {
                 })
                 .collect(),
             owners: owner_facts(&files, codeowners),
+            provenance: Default::default(),
             files,
             categories: categories.into_iter().collect(),
             impact,

@@ -11,6 +11,7 @@ use crate::category::{Category, Impact, TrustBand};
 use crate::change::{EntryKind, FileStatus};
 use crate::config::Route;
 use crate::input::{FindingFacts, PolicyInput};
+use crate::provenance::ProvenanceFacts;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -149,13 +150,21 @@ pub struct Decision {
     pub reasons: Vec<Reason>,
     pub required_approvals: Vec<RequiredApproval>,
     pub findings: Vec<FindingFacts>,
+    /// Provenance of the agent commits.
+    pub provenance: ProvenanceFacts,
     /// `sha256:` digest of the canonical policy input: replays this exact decision.
     pub input_digest: String,
     pub policy_sources: Vec<String>,
 }
 
 /// Rule-id prefixes that always apply, whatever `disabled_rules` says.
-const UNDISABLEABLE: [&str; 3] = ["input.", "policy.", "secrets."];
+const UNDISABLEABLE: [&str; 5] = [
+    "input.",
+    "policy.",
+    "secrets.",
+    "provenance.invalid",
+    "provenance.revoked",
+];
 
 /// Whether `rule` may be turned off by configuration.
 pub fn can_disable(rule: &str) -> bool {
@@ -277,6 +286,7 @@ pub fn decide(
         reasons,
         required_approvals: required,
         findings: input.findings.clone(),
+        provenance: input.provenance.clone(),
         input_digest: input_digest.to_string(),
         policy_sources: outcome.sources.clone(),
     }

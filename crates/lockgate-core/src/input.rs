@@ -13,6 +13,7 @@ use crate::change::{EntryKind, FileStatus, Person, Trailer};
 use crate::classify::CategoryReason;
 use crate::codeowners::LineError;
 use crate::config::{ReviewSettings, Route};
+use crate::provenance::ProvenanceFacts;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -37,6 +38,9 @@ pub struct PolicyInput {
     /// Secrets and other detector hits (redacted: location and kind only).
     pub findings: Vec<FindingFacts>,
     pub owners: OwnersFacts,
+    /// Signed provenance of the agent commits (empty when there are none).
+    #[serde(default)]
+    pub provenance: ProvenanceFacts,
     /// The settings policies need: routing matrix, review counts, who is gated.
     pub config: PolicyConfig,
 }

@@ -34,4 +34,5 @@ pub mod decision;
 pub mod input;
 pub mod parallel;
 pub mod pattern;
+pub mod provenance;
 pub mod secrets;

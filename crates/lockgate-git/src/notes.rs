@@ -45,6 +45,11 @@ impl Repo {
             .map_err(|e| GitError::read(format!("reading {NOTES_REF}"), e))
     }
 
+    /// Whether the repository has any Lockgate notes.
+    pub fn has_notes(&self) -> Result<bool, GitError> {
+        Ok(self.notes_commit()?.is_some())
+    }
+
     /// The note on `object` (a full hex id), if any.
     pub fn read_note(&self, object: &str) -> Result<Option<Vec<u8>>, GitError> {
         let Some(tree) = self.notes_tree()? else {

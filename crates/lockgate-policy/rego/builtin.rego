@@ -199,6 +199,46 @@ warn contains {"rule": "owners.codeowners_errors", "message": msg} if {
 	msg := sprintf("%s:%d: %s (GitHub skips this line)", [input.owners.file, e.line, e.message])
 }
 
+# ── provenance ─────────────────────────────────────────────────────────────────
+# A forged or corrupted attestation, or one signed by a revoked key, blocks.
+deny contains {"rule": "provenance.invalid", "message": msg} if {
+	some c in input.provenance.commits
+	c.status == "invalid"
+	msg := sprintf("commit %s: invalid attestation: %s", [substring(c.commit, 0, 12), concat("; ", c.reasons)])
+}
+
+deny contains {"rule": "provenance.revoked", "message": msg} if {
+	some c in input.provenance.commits
+	c.status == "revoked"
+	msg := sprintf("commit %s: attestation signed by a revoked key", [substring(c.commit, 0, 12)])
+}
+
+# An agent change without valid provenance never merges on its own.
+unproven contains sprintf("%s (%s)", [substring(c.commit, 0, 12), c.status]) if {
+	some c in input.provenance.commits
+	c.status in {"missing", "untrusted_key", "stale"}
+}
+
+require_approval contains a if {
+	gated
+	count(unproven) > 0
+	a := {
+		"rule": "provenance.required",
+		"owners": input.config.review.fallback_reviewers,
+		"count": 1,
+		"reason": sprintf(
+			"agent commits without valid provenance: %s (attest with `lockgate attest`; trust keys in .lockgate/trust.toml)",
+			[concat(", ", sort([x | some x in unproven]))],
+		),
+	}
+}
+
+notes contains {"rule": "provenance.summary", "message": msg} if {
+	count(input.provenance.commits) > 0
+	parts := [sprintf("%d %s", [n, s]) | some s, n in input.provenance.summary]
+	msg := sprintf("provenance of agent commits: %s", [concat(", ", parts)])
+}
+
 # ── agent-specific checks ──────────────────────────────────────────────────────
 # An agent that deletes tests may be making a failing suite pass.
 require_approval contains a if {

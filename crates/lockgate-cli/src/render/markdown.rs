@@ -72,6 +72,47 @@ pub(super) fn render(d: &Decision) -> String {
         out.push('\n');
     }
 
+    if !d.provenance.commits.is_empty() {
+        let _ = writeln!(out, "**Provenance**\n");
+        let _ = writeln!(
+            out,
+            "| commit | status | agent | model | prompt | transcript |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|");
+        for c in &d.provenance.commits {
+            let status = match c.binding {
+                Some(b) => format!("{} (by {})", c.status.as_str(), super::binding_name(b)),
+                None => c.status.as_str().to_string(),
+            };
+            let transcript = c
+                .transcript
+                .as_ref()
+                .map(|t| {
+                    format!(
+                        "{} steps, {} tool calls, {} files",
+                        t.steps, t.tool_calls, t.files_touched
+                    )
+                })
+                .unwrap_or_else(|| "—".into());
+            let prompt = c
+                .prompt_digest
+                .as_deref()
+                .map(|p| format!("`{}…`", code(&p[..p.len().min(19)])))
+                .unwrap_or_else(|| "—".into());
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} | {} | {} |",
+                short(&c.commit),
+                status,
+                esc(c.agent.as_deref().unwrap_or("—")),
+                esc(c.model.as_deref().unwrap_or("—")),
+                prompt,
+                esc(&transcript)
+            );
+        }
+        out.push('\n');
+    }
+
     let _ = writeln!(
         out,
         "<details><summary>{} changed file{} · {}</summary>\n",

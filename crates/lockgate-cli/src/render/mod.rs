@@ -132,3 +132,12 @@ pub(crate) fn approval_line(a: &lockgate_core::decision::RequiredApproval) -> St
 }
 
 pub(crate) use lockgate_core::agents::short_sha as short;
+
+/// How an attestation matched, in words.
+pub(crate) fn binding_name(b: lockgate_core::provenance::Binding) -> &'static str {
+    match b {
+        lockgate_core::provenance::Binding::Commit => "commit",
+        lockgate_core::provenance::Binding::Tree => "tree",
+        lockgate_core::provenance::Binding::PatchId => "patch id",
+    }
+}

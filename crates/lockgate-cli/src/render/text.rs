@@ -59,6 +59,44 @@ pub(super) fn render(d: &Decision, provenance: &[String]) -> String {
         }
     }
 
+    if !d.provenance.commits.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nprovenance ({}):",
+            d.provenance
+                .trust_root
+                .as_deref()
+                .unwrap_or("no trust root")
+        );
+        for c in &d.provenance.commits {
+            let binding = c
+                .binding
+                .map(|b| format!(" by {}", super::binding_name(b)))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  {} {}{binding}", short(&c.commit), c.status.as_str());
+            if let (Some(agent), Some(model)) = (&c.agent, &c.model) {
+                let _ = writeln!(
+                    out,
+                    "    {agent} ({model}), signed by {}",
+                    c.signer.as_deref().unwrap_or("?")
+                );
+            }
+            if let Some(p) = &c.prompt_digest {
+                let _ = writeln!(out, "    prompt {p}");
+            }
+            if let Some(t) = &c.transcript {
+                let _ = writeln!(
+                    out,
+                    "    transcript {} {}: {} steps, {} tool calls, {} files touched",
+                    t.format, t.digest, t.steps, t.tool_calls, t.files_touched
+                );
+            }
+            for r in &c.reasons {
+                let _ = writeln!(out, "    {r}");
+            }
+        }
+    }
+
     if !d.files.is_empty() {
         let _ = writeln!(out, "\nfiles:");
         let width = d
