@@ -486,7 +486,11 @@ fn sarif_output_is_valid_sarif_2_1_0() {
 #[test]
 fn schemas_match_the_published_files() {
     let r = project();
-    for (which, file) in [("input", "input.v1.json"), ("decision", "decision.v1.json")] {
+    for (which, file) in [
+        ("input", "input.v1.json"),
+        ("decision", "decision.v1.json"),
+        ("predicate", "predicate-agent-session.v1.json"),
+    ] {
         let run = lockgate(&r, &["schema", which]);
         let path = format!("{}/../../schema/{file}", env!("CARGO_MANIFEST_DIR"));
         if std::env::var_os("LOCKGATE_BLESS").is_some() {

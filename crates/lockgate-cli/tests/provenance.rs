@@ -187,9 +187,18 @@ fn attest_then_verify_with_transcript_deps_and_notes() {
             .unwrap()
             .starts_with("lockgate-patch-id/v1:")
     );
+    // The predicate matches its published JSON Schema.
+    let schema_path = format!(
+        "{}/../../schema/predicate-agent-session.v1.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(session).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
 
-    // check: the agent commit has valid provenance and merges on its own? It is auth
-    // code (gated), but provenance itself is satisfied.
+    // check reports the agent commit's provenance as valid, so the provenance rule
+    // asks for nothing (the auth route still gates the change).
     let (_, json) = check_json(&r);
     assert_eq!(json["provenance"]["commits"][0]["status"], "valid");
     assert_eq!(json["provenance"]["commits"][0]["transcript"]["steps"], 7);
