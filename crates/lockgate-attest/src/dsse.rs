@@ -153,11 +153,10 @@ impl Envelope {
                 continue;
             };
             for key in trusted {
-                if key.verify(&message, &sig).is_ok() {
-                    let id = key.key_id();
-                    if !signers.contains(&id) {
-                        signers.push(id);
-                    }
+                if key.verify(&message, &sig).is_ok()
+                    && !signers.iter().any(|s| s == key.key_id_str())
+                {
+                    signers.push(key.key_id());
                 }
             }
         }

@@ -77,6 +77,8 @@ enum VerifyingInner {
 pub struct PublicKey {
     inner: VerifyingInner,
     spki_der: Vec<u8>,
+    /// Computed once: verification compares ids for every signature.
+    key_id: String,
 }
 
 impl std::fmt::Debug for PublicKey {
@@ -217,7 +219,12 @@ impl PublicKey {
         }
         .expect("a valid key always encodes")
         .into_vec();
-        PublicKey { inner, spki_der }
+        let key_id = format!("sha256:{}", hex::encode(Sha256::digest(&spki_der)));
+        PublicKey {
+            inner,
+            spki_der,
+            key_id,
+        }
     }
 
     /// Reads an SPKI PEM public key (`PUBLIC KEY`), as written by OpenSSL, cosign
@@ -259,7 +266,12 @@ impl PublicKey {
 
     /// `sha256:<hex of SHA-256(SPKI DER)>`.
     pub fn key_id(&self) -> String {
-        format!("sha256:{}", hex::encode(Sha256::digest(&self.spki_der)))
+        self.key_id.clone()
+    }
+
+    /// The key id without copying it.
+    pub fn key_id_str(&self) -> &str {
+        &self.key_id
     }
 
     /// The key's algorithm.

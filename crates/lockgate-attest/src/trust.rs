@@ -72,6 +72,8 @@ impl TrustedKey {
 #[derive(Debug, Clone, Default)]
 pub struct TrustRoot {
     pub keys: Vec<TrustedKey>,
+    /// The same keys' public halves, in order, for signature checks.
+    public: Vec<PublicKey>,
 }
 
 /// The trust root file is invalid.
@@ -137,17 +139,18 @@ impl TrustRoot {
                 revoked: entry.revoked,
             });
         }
-        Ok(TrustRoot { keys })
+        let public = keys.iter().map(|k| k.key.clone()).collect();
+        Ok(TrustRoot { keys, public })
     }
 
     /// Keys, for signature checks.
-    pub fn public_keys(&self) -> Vec<PublicKey> {
-        self.keys.iter().map(|k| k.key.clone()).collect()
+    pub fn public_keys(&self) -> &[PublicKey] {
+        &self.public
     }
 
     /// The entry for a key id.
     pub fn by_key_id(&self, key_id: &str) -> Option<&TrustedKey> {
-        self.keys.iter().find(|k| k.key.key_id() == key_id)
+        self.keys.iter().find(|k| k.key.key_id_str() == key_id)
     }
 }
 

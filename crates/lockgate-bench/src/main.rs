@@ -103,7 +103,7 @@ fn main() {
     // ── 2. large change ──────────────────────────────────────────────────────
     let large = root.join("large");
     build_repo(&large, args.large_files, args.large_files, 40, 3);
-    let runs = (args.runs / 3).max(5);
+    let runs = (args.runs / 2).max(9);
     let big = measure(|| check(&large), runs);
     let big_git = measure(|| git_numstat(&large), runs);
     println!(
@@ -119,7 +119,14 @@ fn main() {
         big.peak_rss_kib as f64 / 1024.0,
         big_git.peak_rss_kib as f64 / 1024.0
     );
+    println!();
+
+    // ── 3. attestations ──────────────────────────────────────────────────────
+    attest_bench::signatures();
+    attest_bench::attest_process(&lockgate, &root.join("attest"), args.runs);
 }
+
+mod attest_bench;
 
 struct Measurement {
     median: Duration,

@@ -192,9 +192,13 @@ fn attest_then_verify_with_transcript_deps_and_notes() {
         "{}/../../schema/predicate-agent-session.v1.json",
         env!("CARGO_MANIFEST_DIR")
     );
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator.iter_errors(session).map(|e| e.to_string()).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(session)
+        .map(|e| e.to_string())
+        .collect();
     assert!(errors.is_empty(), "{errors:?}");
 
     // check reports the agent commit's provenance as valid, so the provenance rule
