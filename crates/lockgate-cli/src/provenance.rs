@@ -148,7 +148,7 @@ pub fn verify_commit(
 pub fn collect(
     repo: &Repo,
     commits: &[Commit],
-    agent_commits: &[String],
+    agent_commits: &[(String, Vec<String>)],
     trust: Option<&TrustRoot>,
     trust_source: Option<String>,
     now: i64,
@@ -172,7 +172,7 @@ pub fn collect(
         let results = verify_commit(repo, &c.sha, &[], trust, now, i == 0)?;
         per_commit.push((c.sha.clone(), results));
     }
-    for sha in agent_commits {
+    for (sha, identities) in agent_commits {
         let covering = per_commit.iter().find_map(|(m, results)| {
             let valid = results
                 .iter()
@@ -193,24 +193,33 @@ pub fn collect(
                 (None, best(own))
             }
         };
-        facts
-            .commits
-            .push(commit_provenance(sha, attested_by, verification));
+        let mut entry = commit_provenance(sha, attested_by, verification);
+        if let Some(agent) = &entry.agent {
+            let matches = identities.iter().any(|i| i == agent);
+            entry.agent_matches_commit = Some(matches);
+            if !matches {
+                entry.reasons.push(format!(
+                    "attested agent {agent:?} is not the commit's identity ({})",
+                    identities.join(", ")
+                ));
+            }
+        }
+        facts.commits.push(entry);
     }
     facts.summarize();
     Ok(facts)
 }
 
-/// The commits of `commits` whose authorship is an agent (by the per-commit kinds).
+/// The commits of `commits` whose authorship is an agent, with the identities found.
 pub fn agent_commit_ids(
     commits: &[Commit],
     authorship: &[lockgate_core::agents::CommitAuthorship],
-) -> Vec<String> {
+) -> Vec<(String, Vec<String>)> {
     commits
         .iter()
         .zip(authorship)
         .filter(|(_, a)| a.kind == AuthorKind::Agent)
-        .map(|(c, _)| c.sha.clone())
+        .map(|(c, a)| (c.sha.clone(), a.identities.clone()))
         .collect()
 }
 
@@ -227,6 +236,7 @@ fn commit_provenance(
             attested_by: None,
             signer: None,
             agent: None,
+            agent_matches_commit: None,
             model: None,
             prompt_digest: None,
             transcript: None,
@@ -251,6 +261,7 @@ fn commit_provenance(
         attested_by,
         signer: v.signer.clone(),
         agent: session.map(|s| s.agent.name.clone()),
+        agent_matches_commit: None,
         model: session.map(|s| format!("{}/{}", s.model.provider, s.model.id)),
         prompt_digest,
         transcript: session

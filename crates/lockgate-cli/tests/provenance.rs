@@ -656,3 +656,44 @@ fn an_independent_dsse_implementation_agrees_both_ways() {
         assert_eq!(run.code, 0, "{}", run.stdout);
     }
 }
+
+#[test]
+fn an_attestation_for_another_agent_is_flagged() {
+    let r = TestRepo::new();
+    let trust = keygen(&r, "agent", "").replace("agents = [\"claude-code\"]", "agents = [\"*\"]");
+    r.write(".lockgate/trust.toml", &trust);
+    r.commit("init");
+    r.branch("work");
+    r.write("docs/a.md", "x\n");
+    r.commit_as(CLAUDE, "docs");
+    let key = r.path().join(".git/agent.key");
+    let run = lockgate(
+        &r,
+        &[
+            "attest",
+            "--key",
+            key.to_str().unwrap(),
+            "--agent",
+            "codex",
+            "--model",
+            "gpt-5-codex",
+            "--prompt",
+            "p",
+            "--base",
+            "main",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (_, json) = check_json(&r);
+    let c = &json["provenance"]["commits"][0];
+    assert_eq!(c["status"], "valid");
+    assert_eq!(c["agent_matches_commit"], false);
+    assert!(
+        json["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["rule"] == "provenance.agent_mismatch"),
+        "{json:#}"
+    );
+}

@@ -84,6 +84,10 @@ pub struct CommitProvenance {
     /// Attested agent name and model id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
+    /// Whether the attested agent is one of the identities found on the commit
+    /// (author, committer, trailers); `None` when there is no attestation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_matches_commit: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// `sha256:<hex>` of the prompt (or of the salted prompt).
