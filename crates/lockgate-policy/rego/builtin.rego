@@ -233,6 +233,15 @@ require_approval contains a if {
 	}
 }
 
+warn contains {"rule": "provenance.agent_mismatch", "message": msg} if {
+	some c in input.provenance.commits
+	c.agent_matches_commit == false
+	msg := sprintf(
+		"commit %s: signed for agent %s, but the commit identifies a different agent",
+		[substring(c.commit, 0, 12), c.agent],
+	)
+}
+
 notes contains {"rule": "provenance.summary", "message": msg} if {
 	count(input.provenance.commits) > 0
 	parts := [sprintf("%d %s", [n, s]) | some s, n in input.provenance.summary]
