@@ -1,0 +1,3 @@
+//! Lockgate's transparency log.
+pub mod checkpoint;
+pub mod merkle;
