@@ -107,7 +107,7 @@ pub fn root_of(leaves: &[Hash]) -> Hash {
 pub fn range_hash(src: &dyn SubtreeSource, lo: u64, hi: u64) -> Result<Hash, ProofError> {
     debug_assert!(lo < hi);
     let n = hi - lo;
-    if n.is_power_of_two() && lo % n == 0 {
+    if n.is_power_of_two() && lo.is_multiple_of(n) {
         return src.subtree(n.trailing_zeros() as u8, lo >> n.trailing_zeros());
     }
     let k = split_point(n);
