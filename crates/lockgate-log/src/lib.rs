@@ -1,3 +1,6 @@
 //! Lockgate's transparency log.
 pub mod checkpoint;
+pub mod log;
 pub mod merkle;
+pub mod storage;
+pub mod tiles;
