@@ -96,7 +96,7 @@ pub fn decode_bundle(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
 
 /// Splits tile bytes into hashes.
 pub fn decode_tile(bytes: &[u8]) -> Result<Vec<Hash>, String> {
-    if bytes.len() % 32 != 0 || bytes.len() > 32 * TILE_WIDTH as usize {
+    if !bytes.len().is_multiple_of(32) || bytes.len() > 32 * TILE_WIDTH as usize {
         return Err(format!(
             "a tile of {} bytes is not a whole number of hashes ≤ 256",
             bytes.len()
@@ -136,7 +136,10 @@ const CACHE_TILES: usize = 2048;
 /// Tile trees shared between views of different tree sizes (a tile's content depends
 /// only on its level, index and width).
 #[derive(Clone, Default)]
-pub struct TileCache(std::sync::Arc<Mutex<HashMap<(u8, u64, u64), std::sync::Arc<TileTree>>>>);
+pub struct TileCache(std::sync::Arc<Mutex<HashMap<TileKey, std::sync::Arc<TileTree>>>>);
+
+/// (level, index, width).
+type TileKey = (u8, u64, u64);
 
 impl TileCache {
     /// Remembers a tile already in memory (the writer's freshly written tiles).
