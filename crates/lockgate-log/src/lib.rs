@@ -1,4 +1,5 @@
 //! Lockgate's transparency log.
+pub mod batch;
 pub mod checkpoint;
 pub mod log;
 pub mod merkle;

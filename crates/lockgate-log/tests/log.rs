@@ -142,3 +142,57 @@ fn oversized_entries_are_refused() {
     assert!(log.append(&[vec![0; 70_000]]).is_err());
     assert_eq!(log.size(), 0);
 }
+
+#[test]
+fn concurrent_writers_are_batched_into_one_consistent_tree() {
+    use lockgate_log::batch::Batcher;
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let (key, vkey) = LogSigningKey::generate("log.test/batcher").unwrap();
+    let log = Log::create(DirStorage::new(dir.path()).unwrap(), key, vkey.clone()).unwrap();
+    let published = Arc::new(Mutex::new(Vec::new()));
+    let seen = published.clone();
+    let batcher = Batcher::spawn(
+        log,
+        std::time::Duration::from_millis(50),
+        10_000,
+        Box::new(move |a, entries| seen.lock().unwrap().push((a.first_index, entries.len()))),
+    );
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            let b = batcher.clone();
+            std::thread::spawn(move || {
+                (0..100u64)
+                    .map(|i| {
+                        let data = format!("writer {t} entry {i}").into_bytes();
+                        let (index, appended) = b.submit(data.clone()).unwrap();
+                        (index, data, appended)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    // Every entry got a distinct index, and its receipt's checkpoint proves it.
+    let mut indexes: Vec<u64> = results.iter().map(|r| r.0).collect();
+    indexes.sort();
+    assert_eq!(indexes, (0..800).collect::<Vec<_>>());
+    let storage = DirStorage::new(dir.path()).unwrap();
+    let reader = LogReader::new(&storage);
+    for (index, data, appended) in results.iter().step_by(37) {
+        let cp = Checkpoint::verify(&appended.checkpoint, &vkey).unwrap();
+        let proof = reader.inclusion_proof(*index, cp.size).unwrap();
+        verify_inclusion(*index, cp.size, &leaf_hash(data), &proof, &cp.root).unwrap();
+    }
+    let batches = published.lock().unwrap().clone();
+    assert!(
+        batches.len() < 800,
+        "entries were batched: {} batches",
+        batches.len()
+    );
+    assert_eq!(batches.iter().map(|b| b.1).sum::<usize>(), 800);
+    reader.audit(&vkey).unwrap();
+}
