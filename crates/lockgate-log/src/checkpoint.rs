@@ -155,4 +155,12 @@ impl LogVerifyingKey {
     pub fn to_note_key(&self) -> &str {
         &self.vkey
     }
+
+    /// A stable identifier: base64 of SHA-256 over the note key text (what Lockgate
+    /// puts in a Sigstore `logId.keyId`).
+    pub fn log_id(&self) -> String {
+        use base64::Engine;
+        use sha2::Digest;
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(self.vkey.as_bytes()))
+    }
 }

@@ -39,6 +39,10 @@ pub enum LogError {
     BatchTooLarge(usize),
     #[error("the stored log is inconsistent: {0}")]
     Corrupt(String),
+    #[error("{0}")]
+    Io(String),
+    #[error("{0}")]
+    Busy(String),
     #[error("index {index} is not in the log of size {size}")]
     NoSuchEntry { index: u64, size: u64 },
 }

@@ -55,6 +55,70 @@ pub fn bundle_path(index: u64, width: u64) -> String {
     )
 }
 
+/// A parsed tile or entry-bundle path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TileRef {
+    /// Hash level, or `None` for an entry bundle.
+    pub level: Option<u8>,
+    pub index: u64,
+    pub width: u64,
+}
+
+impl TileRef {
+    /// Whether a tree of `size` leaves contains exactly this tile (same width): files
+    /// past the published tree, or of a superseded width, are not part of it.
+    pub fn is_in_tree(&self, size: u64) -> bool {
+        tile_width(self.level.unwrap_or(0), self.index, size) == self.width
+    }
+}
+
+/// Parses `tile/<L>/<N>[.p/<W>]` or `tile/entries/<N>[.p/<W>]` in canonical form (the
+/// exact text [`tile_path`] and [`bundle_path`] write); anything else is `None`.
+pub fn parse_tile_path(path: &str) -> Option<TileRef> {
+    let rest = path.strip_prefix("tile/")?;
+    let (level_text, rest) = rest.split_once('/')?;
+    let level = match level_text {
+        "entries" => None,
+        l => Some(
+            l.parse::<u8>()
+                .ok()
+                .filter(|l| l.to_string() == level_text)?,
+        ),
+    };
+    let (index_text, width) = match rest.split_once(".p/") {
+        Some((i, w)) => {
+            let w: u64 = w.parse().ok()?;
+            (i, w)
+        }
+        None => (rest, TILE_WIDTH),
+    };
+    let mut index: u64 = 0;
+    let parts: Vec<&str> = index_text.split('/').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let digits = if i + 1 < parts.len() {
+            part.strip_prefix('x')?
+        } else {
+            part
+        };
+        if digits.len() != 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        index = index
+            .checked_mul(1000)?
+            .checked_add(digits.parse::<u64>().ok()?)?;
+    }
+    let parsed = TileRef {
+        level,
+        index,
+        width,
+    };
+    let canonical = match level {
+        Some(l) => tile_path(l, index, width),
+        None => bundle_path(index, width),
+    };
+    (width >= 1 && width <= TILE_WIDTH && canonical == path).then_some(parsed)
+}
+
 /// Width of tile `index` at `level` in a tree of `size` leaves (0 if it does not exist).
 pub fn tile_width(level: u8, index: u64, size: u64) -> u64 {
     let hashes_at_level = size >> (u32::from(TILE_HEIGHT) * u32::from(level));
@@ -250,6 +314,59 @@ impl SubtreeSource for TileSource<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tile_paths_parse_back_and_only_canonical_ones() {
+        for (level, index, width) in [
+            (0u8, 0u64, 256u64),
+            (1, 1234067, 8),
+            (3, 999, 1),
+            (0, 1000, 255),
+        ] {
+            let p = tile_path(level, index, width);
+            assert_eq!(
+                parse_tile_path(&p),
+                Some(TileRef {
+                    level: Some(level),
+                    index,
+                    width
+                }),
+                "{p}"
+            );
+            let b = bundle_path(index, width);
+            assert_eq!(
+                parse_tile_path(&b),
+                Some(TileRef {
+                    level: None,
+                    index,
+                    width
+                }),
+                "{b}"
+            );
+        }
+        for bad in [
+            "checkpoint",
+            "tile/0/1",
+            "tile/0/0001",
+            "tile/0/x001",
+            "tile/0/001/002",
+            "tile/0/000.p/0",
+            "tile/0/000.p/256",
+            "tile/0/000.p/07",
+            "tile/00/000",
+            "tile/0/x000/001",
+            "tile/entries/../000",
+            "tile/256/000",
+            "tile/0/000.p/",
+        ] {
+            assert_eq!(parse_tile_path(bad), None, "{bad}");
+        }
+        let t = parse_tile_path("tile/0/000.p/7").unwrap();
+        assert!(t.is_in_tree(7));
+        assert!(!t.is_in_tree(8));
+        assert!(!parse_tile_path("tile/0/001").unwrap().is_in_tree(300));
+        assert!(parse_tile_path("tile/0/001").unwrap().is_in_tree(512));
+    }
 
     #[test]
     fn paths_follow_the_spec() {
