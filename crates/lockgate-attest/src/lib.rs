@@ -10,6 +10,7 @@ pub mod dsse;
 pub mod intoto;
 pub mod keys;
 pub mod predicate;
+pub mod tlog;
 pub mod transcript;
 pub mod trust;
 pub mod verify;

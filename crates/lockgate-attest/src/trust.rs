@@ -13,9 +13,15 @@
 //! not_before = "2026-01-01T00:00:00Z" # optional validity window (RFC 3339)
 //! not_after = "2027-01-01T00:00:00Z"
 //! revoked = false                     # a revoked key's signatures report `revoked`
+//!
+//! [[log]]                             # a transparency log whose inclusion proofs count
+//! name = "agents-log"
+//! key = "lockgate.example.com/agents+1a2b3c4d+AZ…"   # its checkpoint verifier key
+//! required = true                     # attestations must be logged here to be valid
 //! ```
 
 use crate::keys::PublicKey;
+use lockgate_log::checkpoint::LogVerifyingKey;
 use serde::Deserialize;
 
 /// One trusted key as written in the file.
@@ -37,11 +43,43 @@ pub struct KeyEntry {
     pub revoked: bool,
 }
 
+/// One trusted transparency log as written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogEntry {
+    pub name: String,
+    /// The checkpoint verifier key, Go note format (`<origin>+<hash>+<key>`).
+    pub key: String,
+    #[serde(default)]
+    pub required: bool,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TrustFile {
     #[serde(default)]
     key: Vec<KeyEntry>,
+    #[serde(default)]
+    log: Vec<LogEntry>,
+}
+
+/// A loaded trusted transparency log.
+#[derive(Clone)]
+pub struct TrustedLog {
+    pub name: String,
+    pub key: LogVerifyingKey,
+    /// Attestations not included in this log are not valid.
+    pub required: bool,
+}
+
+impl std::fmt::Debug for TrustedLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustedLog")
+            .field("name", &self.name)
+            .field("key", &self.key.to_note_key())
+            .field("required", &self.required)
+            .finish()
+    }
 }
 
 /// A loaded trusted key.
@@ -72,6 +110,7 @@ impl TrustedKey {
 #[derive(Debug, Clone, Default)]
 pub struct TrustRoot {
     pub keys: Vec<TrustedKey>,
+    pub logs: Vec<TrustedLog>,
     /// The same keys' public halves, in order, for signature checks.
     public: Vec<PublicKey>,
 }
@@ -139,8 +178,18 @@ impl TrustRoot {
                 revoked: entry.revoked,
             });
         }
+        let mut logs = Vec::new();
+        for entry in file.log {
+            let key = LogVerifyingKey::parse(&entry.key)
+                .map_err(|e| TrustError(format!("log {:?}: {e}", entry.name)))?;
+            logs.push(TrustedLog {
+                name: entry.name,
+                key,
+                required: entry.required,
+            });
+        }
         let public = keys.iter().map(|k| k.key.clone()).collect();
-        Ok(TrustRoot { keys, public })
+        Ok(TrustRoot { keys, logs, public })
     }
 
     /// Keys, for signature checks.

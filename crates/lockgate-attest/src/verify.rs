@@ -13,7 +13,7 @@ use crate::trust::{TrustRoot, TrustedKey};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use lockgate_core::provenance::{Binding, ProvenanceStatus};
+pub use lockgate_core::provenance::{Binding, LogInclusion, ProvenanceStatus};
 
 /// The result of verifying one attestation against one commit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -29,6 +29,9 @@ pub struct Verification {
     /// The attested session (present once the payload parsed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session: Option<AgentSession>,
+    /// Verified inclusion in a trusted transparency log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logged: Option<LogInclusion>,
 }
 
 /// A statement whose predicate is kept as raw JSON until its type is known.
@@ -62,6 +65,7 @@ fn fail(status: ProvenanceStatus, reason: impl Into<String>) -> Verification {
         reasons: vec![reason.into()],
         signer: None,
         session: None,
+        logged: None,
     }
 }
 
@@ -160,6 +164,7 @@ pub fn verify_bundle(
         reasons: Vec::new(),
         signer: None,
         session: Some(session.clone()),
+        logged: None,
     };
 
     // Trust: a signer must be current, unrevoked and allowed to speak for this agent.
@@ -192,6 +197,34 @@ pub fn verify_bundle(
             return result;
         }
     }
+
+    // Transparency: a trusted log's entry must verify (a bad one means tampering), and
+    // a log the trust root marks required must hold the envelope.
+    let logs = crate::tlog::check_entries(
+        &bundle.verification_material.tlog_entries,
+        envelope,
+        &trust.logs,
+    );
+    if !logs.invalid.is_empty() {
+        result.status = ProvenanceStatus::Invalid;
+        result.reasons.extend(logs.invalid);
+        return result;
+    }
+    for required in trust.logs.iter().filter(|l| l.required) {
+        if !logs.logged.iter().any(|l| l.log == required.name) {
+            result.status = ProvenanceStatus::Invalid;
+            result.reasons.push(format!(
+                "not logged in transparency log {:?}, which the trust root requires",
+                required.name
+            ));
+            return result;
+        }
+    }
+    result.logged = logs.logged.into_iter().next().map(|l| LogInclusion {
+        log: l.log,
+        index: l.index,
+        tree_size: l.tree_size,
+    });
 
     // Subject binding: commit, then tree, then patch id.
     let subject = |name: &str, alg: &str| {

@@ -3,6 +3,7 @@
 mod attest_cmd;
 mod check;
 mod demo;
+mod log_cmd;
 mod policy_cmd;
 mod provenance;
 mod render;
@@ -104,6 +105,10 @@ enum Command {
     /// Work with Rego policies.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// A transparency log of attestations: append-only, tiled (C2SP tlog-tiles),
+    /// with signed checkpoints and inclusion and consistency proofs anyone can check.
+    #[command(subcommand)]
+    Log(log_cmd::LogCommand),
     /// Print a built-in default rule file (agents or classify) as TOML.
     Defaults {
         #[arg(value_enum)]
@@ -203,6 +208,7 @@ fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Policy(cmd) => policy_cmd::run(cmd),
+        Command::Log(cmd) => log_cmd::run(cmd),
         Command::Keygen(args) => attest_cmd::keygen(args),
         Command::Attest(args) => attest_cmd::attest(*args, now()),
         Command::Verify(args) => verify_cmd::run(args, now()),

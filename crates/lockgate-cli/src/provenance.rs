@@ -240,6 +240,7 @@ fn commit_provenance(
             model: None,
             prompt_digest: None,
             transcript: None,
+            logged: None,
             reasons: vec![
                 "no attestation found (notes on the commit or its tree, or by patch id)".into(),
             ],
@@ -278,6 +279,7 @@ fn commit_provenance(
                 files_touched: t.files_touched.len() as u32,
                 redactions: t.redactions,
             }),
+        logged: v.logged.clone(),
         reasons: v.reasons.clone(),
     }
 }

@@ -65,6 +65,17 @@ pub enum Binding {
     PatchId,
 }
 
+/// Where a transparency log holds the attestation (its inclusion proof verified).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LogInclusion {
+    /// Trust-root name of the log.
+    pub log: String,
+    /// The entry's index in the log.
+    pub index: u64,
+    /// Size of the tree the proof was checked against.
+    pub tree_size: u64,
+}
+
 /// Provenance of one agent commit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CommitProvenance {
@@ -95,6 +106,9 @@ pub struct CommitProvenance {
     pub prompt_digest: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transcript: Option<TranscriptFacts>,
+    /// The attestation's verified inclusion in a trusted transparency log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logged: Option<LogInclusion>,
     /// Why the status is what it is.
     pub reasons: Vec<String>,
 }
