@@ -116,6 +116,17 @@ pub struct AttestArgs {
     /// Also write the Sigstore bundle to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Append the envelope to this transparency log (a directory, or the URL of
+    /// `lockgate log serve`) and store the inclusion proof and checkpoint in the bundle.
+    #[arg(long)]
+    pub log: Option<String>,
+    /// The log's bearer token file (remote logs; or LOCKGATE_LOG_TOKEN).
+    #[arg(long, requires = "log")]
+    pub log_token_file: Option<PathBuf>,
+    /// The log's verifier key (note format or a file; default for a directory:
+    /// DIR/log.pub). The log's proof is checked with it before it is stored.
+    #[arg(long, requires = "log")]
+    pub log_key: Option<String>,
     /// Do not write git notes (refs/notes/lockgate) on the head commit and tree.
     #[arg(long)]
     pub no_note: bool,
@@ -382,7 +393,30 @@ pub fn attest(args: AttestArgs, now: i64) -> Result<u8> {
         started: args.started.clone(),
         finished: args.finished.clone(),
     };
-    let (session, statement, bundle) = attest_session(&repo, &base, &head, parts, &key, now)?;
+    let (session, statement, mut bundle) = attest_session(&repo, &base, &head, parts, &key, now)?;
+    let mut logged = None;
+    if let Some(log) = &args.log {
+        let envelope = bundle
+            .dsse_envelope
+            .as_ref()
+            .expect("attestations are DSSE bundles");
+        let body = lockgate_attest::tlog::logged_body(envelope);
+        let location = crate::log_cmd::Location::parse(log)?;
+        let remote = crate::log_cmd::RemoteArgs {
+            token_file: args.log_token_file.clone(),
+            key: args.log_key.clone(),
+        };
+        let log_id = location.key(remote.key.as_deref())?.log_id();
+        let proof = crate::log_cmd::append(&location, std::slice::from_ref(&body), &remote)
+            .with_context(|| format!("logging the attestation in {log}"))?
+            .remove(0);
+        logged = Some((proof.log_index, proof.tree_size));
+        let entry = lockgate_attest::tlog::TlogEntry::new(&body, proof, log_id);
+        bundle
+            .verification_material
+            .tlog_entries
+            .push(serde_json::to_value(entry)?);
+    }
     let json = bundle.to_json();
 
     if let Some(out) = &args.out {
@@ -412,6 +446,12 @@ pub fn attest(args: AttestArgs, now: i64) -> Result<u8> {
         session.model.provider,
         session.model.id
     );
+    if let Some((index, size)) = logged {
+        println!(
+            "  logged: entry {index} of {} (tree size {size}), proof stored in the bundle",
+            args.log.as_deref().unwrap_or_default()
+        );
+    }
     println!(
         "  subjects: commit {}  tree {}",
         short(&head),

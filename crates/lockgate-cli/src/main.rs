@@ -36,8 +36,13 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
-    #[arg(long, global = true, default_value = "warn", env = "LOCKGATE_LOG")]
-    log: String,
+    #[arg(
+        long,
+        global = true,
+        default_value = "warn",
+        env = "LOCKGATE_LOG_LEVEL"
+    )]
+    log_level: String,
 }
 
 #[derive(Subcommand)]
@@ -173,7 +178,7 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
         }
     };
-    init_tracing(&cli.log);
+    init_tracing(&cli.log_level);
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -116,6 +116,12 @@ fn print_text(head: &str, v: Option<&Verification>, found: usize) {
     if let Some(s) = &v.signer {
         println!("  signer:     {s}");
     }
+    if let Some(l) = &v.logged {
+        println!(
+            "  logged:     entry {} of transparency log {:?} (inclusion verified at tree size {})",
+            l.index, l.log, l.tree_size
+        );
+    }
     if let Some(s) = &v.session {
         println!(
             "  agent:      {}{}",

@@ -204,7 +204,7 @@ fn the_secret_appears_in_no_output_at_all() {
                 "--input-out",
                 &input_arg,
             ],
-            &[("LOCKGATE_LOG", "trace")],
+            &[("LOCKGATE_LOG_LEVEL", "trace")],
         );
         assert_eq!(run.code, 4, "{format}: {}", run.stderr);
         assert!(

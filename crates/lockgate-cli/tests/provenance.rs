@@ -697,3 +697,107 @@ fn an_attestation_for_another_agent_is_flagged() {
         "{json:#}"
     );
 }
+
+#[test]
+fn logged_attestations_carry_inclusion_proofs_checked_offline() {
+    let logs = tempfile::tempdir().unwrap();
+    let log_dir = logs.path().join("log");
+    let init = lockgate_in(
+        logs.path(),
+        &["log", "init", "log", "--origin", "example.com/agents"],
+        &[],
+    );
+    assert_eq!(init.code, 0, "{}", init.stderr);
+    let vkey = std::fs::read_to_string(log_dir.join("log.pub")).unwrap();
+    let r = setup(&format!(
+        "\n[[log]]\nname = \"agents-log\"\nkey = \"{}\"\nrequired = true\n",
+        vkey.trim()
+    ));
+    r.write("src/login.py", "def login(email):\n    return 2\n");
+    r.commit_as(CLAUDE, "change");
+    let run = attest(
+        &r,
+        "agent",
+        "main",
+        &[
+            "--log",
+            log_dir.to_str().unwrap(),
+            "--out",
+            ".git/bundle.json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("logged: entry 0"), "{}", run.stdout);
+
+    // verify and check both see the inclusion, checked against the trusted log key.
+    let v = verify_json(&r, "HEAD");
+    assert_eq!(v["status"], "valid", "{v:#}");
+    assert_eq!(v["best"]["logged"]["log"], "agents-log");
+    assert_eq!(v["best"]["logged"]["index"], 0);
+    let (_, json) = check_json(&r);
+    assert_eq!(
+        json["provenance"]["commits"][0]["logged"]["index"], 0,
+        "{json:#}"
+    );
+
+    // The bundle's entry is the Sigstore shape, and the log finds it by commit and agent.
+    let bundle: Value =
+        serde_json::from_str(&std::fs::read_to_string(r.path().join(".git/bundle.json")).unwrap())
+            .unwrap();
+    let entry = &bundle["verificationMaterial"]["tlogEntries"][0];
+    assert_eq!(entry["kindVersion"]["kind"], "lockgate-dsse");
+    assert_eq!(entry["inclusionProof"]["treeSize"], "1");
+    let head = r.head();
+    for query in [["--commit", &head[..10]], ["--agent", "claude-code"]] {
+        let found = lockgate_in(
+            logs.path(),
+            &["log", "search", "log", "--json", query[0], query[1]],
+            &[],
+        );
+        assert_eq!(found.code, 0, "{}", found.stderr);
+        let hit: Value = serde_json::from_str(found.stdout.trim()).unwrap();
+        assert_eq!(hit["index"], 0);
+        assert_eq!(hit["commits"][0], head.as_str());
+    }
+
+    // A bundle whose proof was altered, or whose log entry was stripped, is invalid:
+    // the trust root requires the log.
+    let replace_note = |bundle: &Value| {
+        r.git(&[
+            "notes",
+            "--ref",
+            "lockgate",
+            "add",
+            "-f",
+            "-m",
+            &bundle.to_string(),
+            "HEAD",
+        ]);
+        let tree = r.git(&["rev-parse", "HEAD^{tree}"]);
+        r.git(&[
+            "notes",
+            "--ref",
+            "lockgate",
+            "add",
+            "-f",
+            "-m",
+            &bundle.to_string(),
+            &tree,
+        ]);
+    };
+    let mut altered = bundle.clone();
+    altered["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["rootHash"] =
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into();
+    replace_note(&altered);
+    let v = verify_json(&r, "HEAD");
+    assert_eq!(v["status"], "invalid", "{v:#}");
+    assert!(v.to_string().contains("inclusion proof"), "{v:#}");
+    let mut stripped = bundle.clone();
+    stripped["verificationMaterial"]["tlogEntries"] = serde_json::json!([]);
+    replace_note(&stripped);
+    let v = verify_json(&r, "HEAD");
+    assert_eq!(v["status"], "invalid", "{v:#}");
+    assert!(v.to_string().contains("not logged"), "{v:#}");
+    let (code, _) = check_json(&r);
+    assert_eq!(code, 4);
+}

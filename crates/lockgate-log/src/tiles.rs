@@ -116,7 +116,7 @@ pub fn parse_tile_path(path: &str) -> Option<TileRef> {
         Some(l) => tile_path(l, index, width),
         None => bundle_path(index, width),
     };
-    (width >= 1 && width <= TILE_WIDTH && canonical == path).then_some(parsed)
+    ((1..=TILE_WIDTH).contains(&width) && canonical == path).then_some(parsed)
 }
 
 /// Width of tile `index` at `level` in a tree of `size` leaves (0 if it does not exist).

@@ -162,3 +162,29 @@ impl TestRepo {
         self.git(&["checkout", "-q", name]);
     }
 }
+
+/// What a finished command did.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code, or `None` when a signal ended it (a crash test's abort).
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `program` in `dir` with `args` and extra environment, and waits for it.
+pub fn run(program: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(program);
+    cmd.current_dir(dir).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}

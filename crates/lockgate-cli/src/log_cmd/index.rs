@@ -257,9 +257,12 @@ mod tests {
         let path = tmp.path().join("index.jsonl");
         let storage = MemStorage::default();
         let entries: Vec<Vec<u8>> = (0..5u8).map(|i| vec![b'a' + i]).collect();
-        storage
-            .write(&bundle_path(0, 5), &encode_bundle(&entries))
-            .unwrap();
+        for width in 1..=5 {
+            let bundle = encode_bundle(&entries[..width]);
+            storage
+                .write(&bundle_path(0, width as u64), &bundle)
+                .unwrap();
+        }
         let first = describe_range(&storage, 0, 2).unwrap();
         append(&path, &first).unwrap();
         std::fs::OpenOptions::new()

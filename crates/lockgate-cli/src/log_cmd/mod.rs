@@ -199,10 +199,7 @@ pub fn run(cmd: LogCommand) -> Result<u8> {
             remote,
             json,
         } => {
-            let entries = files
-                .iter()
-                .map(|f| read_entry(f))
-                .collect::<Result<Vec<_>>>()?;
+            let entries = files.iter().map(read_entry).collect::<Result<Vec<_>>>()?;
             let location = Location::parse(&location)?;
             let proofs = append(&location, &entries, &remote)?;
             for (file, proof) in files.iter().zip(&proofs) {

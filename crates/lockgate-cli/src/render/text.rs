@@ -84,6 +84,13 @@ pub(super) fn render(d: &Decision, provenance: &[String]) -> String {
             if let Some(p) = &c.prompt_digest {
                 let _ = writeln!(out, "    prompt {p}");
             }
+            if let Some(l) = &c.logged {
+                let _ = writeln!(
+                    out,
+                    "    logged as entry {} of {} (inclusion verified)",
+                    l.index, l.log
+                );
+            }
             if let Some(t) = &c.transcript {
                 let _ = writeln!(
                     out,
