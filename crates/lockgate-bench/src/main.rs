@@ -20,6 +20,9 @@ struct Args {
     runs: usize,
     large_files: usize,
     keep: Option<PathBuf>,
+    /// Run only this group: check, attest or log.
+    only: Option<String>,
+    log_seconds: u64,
 }
 
 fn parse_args() -> Args {
@@ -27,6 +30,8 @@ fn parse_args() -> Args {
         runs: 21,
         large_files: 5000,
         keep: None,
+        only: None,
+        log_seconds: 6,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -39,8 +44,18 @@ fn parse_args() -> Args {
                     .expect("--large-files N")
             }
             "--keep" => args.keep = Some(it.next().expect("--keep DIR").into()),
+            "--only" => args.only = Some(it.next().expect("--only check|attest|log")),
+            "--log-seconds" => {
+                args.log_seconds = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--log-seconds N")
+            }
             "-h" | "--help" => {
-                println!("usage: lockgate-bench [--runs N] [--large-files N] [--keep DIR]");
+                println!(
+                    "usage: lockgate-bench [--runs N] [--large-files N] [--keep DIR] \
+                     [--only check|attest|log] [--log-seconds N]"
+                );
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -59,16 +74,31 @@ fn main() {
     );
     println!();
 
-    // ── 1. typical PR ────────────────────────────────────────────────────────
     let temp = tempfile::tempdir().expect("tempdir");
     let root = args
         .keep
         .clone()
         .unwrap_or_else(|| temp.path().to_path_buf());
+    let wants = |group: &str| args.only.as_deref().is_none_or(|o| o == group);
+    if wants("check") {
+        check_scenarios(&args, &lockgate, &root);
+    }
+    if wants("attest") {
+        attest_bench::signatures();
+        attest_bench::attest_process(&lockgate, &root.join("attest"), args.runs);
+    }
+    if wants("log") {
+        log_bench::run(&root, args.log_seconds);
+    }
+}
+
+/// `lockgate check` on a typical pull request and on a very large change.
+fn check_scenarios(args: &Args, lockgate: &Path, root: &Path) {
+    // ── 1. typical PR ────────────────────────────────────────────────────────
     let repo = root.join("typical");
     build_repo(&repo, 2000, 50, 40, 10);
     let check = |repo: &Path| {
-        let mut c = Command::new(&lockgate);
+        let mut c = Command::new(lockgate);
         c.current_dir(repo).args([
             "check", "--base", "main", "--head", "pr", "--format", "json",
         ]);
@@ -120,13 +150,10 @@ fn main() {
         big_git.peak_rss_kib as f64 / 1024.0
     );
     println!();
-
-    // ── 3. attestations ──────────────────────────────────────────────────────
-    attest_bench::signatures();
-    attest_bench::attest_process(&lockgate, &root.join("attest"), args.runs);
 }
 
 mod attest_bench;
+mod log_bench;
 
 struct Measurement {
     median: Duration,

@@ -51,20 +51,20 @@ impl Batcher {
                             Err(_) => break,
                         }
                     }
-                    let entries: Vec<Vec<u8>> = batch.iter().map(|r| r.entry.clone()).collect();
+                    let (entries, replies): (Vec<Vec<u8>>, Vec<_>) =
+                        batch.into_iter().map(|r| (r.entry, r.reply)).unzip();
                     match log.append(&entries) {
                         Ok(appended) => {
                             on_publish(&appended, &entries);
-                            for (i, r) in batch.into_iter().enumerate() {
-                                let _ = r
-                                    .reply
+                            for (i, reply) in replies.into_iter().enumerate() {
+                                let _ = reply
                                     .send(Ok((appended.first_index + i as u64, appended.clone())));
                             }
                         }
                         Err(e) => {
                             let message = e.to_string();
-                            for r in batch {
-                                let _ = r.reply.send(Err(message.clone()));
+                            for reply in replies {
+                                let _ = reply.send(Err(message.clone()));
                             }
                         }
                     }
@@ -76,11 +76,27 @@ impl Batcher {
 
     /// Submits one entry and waits until a checkpoint includes it.
     pub fn submit(&self, entry: Vec<u8>) -> Result<Receipt, LogError> {
+        self.enqueue(entry)?.wait()
+    }
+
+    /// Submits one entry without waiting; [`Pending::wait`] returns its receipt.
+    pub fn enqueue(&self, entry: Vec<u8>) -> Result<Pending, LogError> {
         let (reply, rx) = mpsc::sync_channel(1);
         self.tx
             .send(Request { entry, reply })
             .map_err(|_| LogError::Corrupt("the batcher has stopped".into()))?;
-        rx.recv()
+        Ok(Pending(rx))
+    }
+}
+
+/// An entry submitted to a [`Batcher`], not yet known to be published.
+pub struct Pending(mpsc::Receiver<Result<Receipt, String>>);
+
+impl Pending {
+    /// Waits until a checkpoint includes the entry.
+    pub fn wait(self) -> Result<Receipt, LogError> {
+        self.0
+            .recv()
             .map_err(|_| LogError::Corrupt("the batcher stopped before answering".into()))?
             .map_err(LogError::Corrupt)
     }
