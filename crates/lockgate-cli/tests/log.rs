@@ -2,9 +2,8 @@
 //! loopback, proofs checked offline, crashes in the middle of appends, and a monitor
 //! shown forks, rollbacks and foreign checkpoints.
 
-use lockgate_testkit::{Run, run};
+use lockgate_testkit::{Background, Run, run, spawn};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -267,22 +266,12 @@ fn a_writer_killed_mid_append_leaves_a_log_that_continues() {
     assert_eq!(index.lines().count() as u64, expected);
 }
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(dir: &Path, log: &str, token_file: Option<&str>, env: &[(&str, &str)]) -> Server {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir)
-        .args([
+/// `lockgate log serve` on a free loopback port, stopped when dropped.
+fn serve(dir: &Path, log: &str, token_file: &str) -> Background {
+    spawn(
+        BIN,
+        dir,
+        &[
             "log",
             "serve",
             log,
@@ -290,27 +279,11 @@ fn serve(dir: &Path, log: &str, token_file: Option<&str>, env: &[(&str, &str)]) 
             "127.0.0.1:0",
             "--batch-interval-ms",
             "100",
-        ])
-        .env_remove("LOCKGATE_LOG_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    if let Some(t) = token_file {
-        cmd.args(["--token-file", t]);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_string();
-    Server { child, url }
+            "--token-file",
+            token_file,
+        ],
+        &[],
+    )
 }
 
 #[test]
@@ -321,8 +294,8 @@ fn served_log_appends_with_a_token_and_a_monitor_catches_forks_and_rollbacks() {
     let key = dir.join("log.pub").to_str().unwrap().to_string();
     std::fs::write(t.join("token"), "correct-horse-battery-staple\n").unwrap();
     std::fs::write(t.join("bad-token"), "not-the-token-at-all\n").unwrap();
-    let server = serve(t, "log", Some("token"), &[]);
-    let url = server.url.as_str();
+    let server = serve(t, "log", "token");
+    let url = server.url();
 
     // The writer lock keeps local appends out while the server runs.
     let r = lockgate(t, &["log", "append", "log", "log/log.pub"]);

@@ -800,4 +800,54 @@ fn logged_attestations_carry_inclusion_proofs_checked_offline() {
     assert!(v.to_string().contains("not logged"), "{v:#}");
     let (code, _) = check_json(&r);
     assert_eq!(code, 4);
+
+    // Through `lockgate log serve`: the same log over HTTP, appended with its token.
+    std::fs::write(logs.path().join("token"), "a-long-enough-append-token\n").unwrap();
+    let server = lockgate_testkit::spawn(
+        env!("CARGO_BIN_EXE_lockgate"),
+        logs.path(),
+        &[
+            "log",
+            "serve",
+            "log",
+            "--listen",
+            "127.0.0.1:0",
+            "--batch-interval-ms",
+            "50",
+            "--token-file",
+            "token",
+        ],
+        &[],
+    );
+    r.write("src/login.py", "def login(email):\n    return 3\n");
+    r.commit_as(CLAUDE, "another change");
+    let key = log_dir.join("log.pub");
+    let token = logs.path().join("token");
+    let run = attest(
+        &r,
+        "agent",
+        "main",
+        &[
+            "--log",
+            server.url(),
+            "--log-key",
+            key.to_str().unwrap(),
+            "--log-token-file",
+            token.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("logged: entry 1"), "{}", run.stdout);
+    let v = verify_json(&r, "HEAD");
+    assert_eq!(v["status"], "valid", "{v:#}");
+    assert_eq!(v["best"]["logged"]["index"], 1);
+    // Without the token the server refuses, and attest fails rather than sign unlogged.
+    let run = attest(
+        &r,
+        "agent",
+        "main",
+        &["--log", server.url(), "--log-key", key.to_str().unwrap()],
+    );
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("token"), "{}", run.stderr);
 }

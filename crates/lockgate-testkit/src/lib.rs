@@ -188,3 +188,48 @@ pub fn run(program: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Ru
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// A background process (a server) killed when dropped.
+pub struct Background {
+    child: std::process::Child,
+    /// The first line it printed (a server's "listening on …").
+    pub first_line: String,
+}
+
+impl Background {
+    /// The first `http://…` word of the first line.
+    pub fn url(&self) -> &str {
+        self.first_line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {:?}", self.first_line))
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `program` and waits for its first line on stdout.
+pub fn spawn(program: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Background {
+    use std::io::BufRead;
+    let mut cmd = Command::new(program);
+    cmd.current_dir(dir)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {program}: {e}"));
+    let mut first_line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped"))
+        .read_line(&mut first_line)
+        .expect("read the first line");
+    Background { child, first_line }
+}
