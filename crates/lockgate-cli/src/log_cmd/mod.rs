@@ -406,11 +406,31 @@ pub fn append(
             proofs
         }
         Location::Url(url) => {
+            // Concurrently, so the server integrates them in one batch instead of one
+            // batch interval per entry.
             let token = token(remote)?;
-            entries
-                .iter()
-                .map(|e| remote::add(url, &token, e).map(|r| r.inclusion_proof))
-                .collect::<Result<Vec<_>>>()?
+            let mut proofs = Vec::with_capacity(entries.len());
+            for chunk in entries.chunks(32) {
+                let answers: Vec<Result<InclusionProofDoc>> = std::thread::scope(|scope| {
+                    let handles: Vec<_> = chunk
+                        .iter()
+                        .map(|e| {
+                            let token = &token;
+                            scope.spawn(move || {
+                                remote::add(url, token, e).map(|r| r.inclusion_proof)
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().expect("append thread"))
+                        .collect()
+                });
+                for answer in answers {
+                    proofs.push(answer?);
+                }
+            }
+            proofs
         }
     };
     // Fail closed: a proof that does not check out means the entry is not logged.
