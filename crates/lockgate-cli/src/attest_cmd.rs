@@ -396,26 +396,14 @@ pub fn attest(args: AttestArgs, now: i64) -> Result<u8> {
     let (session, statement, mut bundle) = attest_session(&repo, &base, &head, parts, &key, now)?;
     let mut logged = None;
     if let Some(log) = &args.log {
-        let envelope = bundle
-            .dsse_envelope
-            .as_ref()
-            .expect("attestations are DSSE bundles");
-        let body = lockgate_attest::tlog::logged_body(envelope);
         let location = crate::log_cmd::Location::parse(log)?;
         let remote = crate::log_cmd::RemoteArgs {
             token_file: args.log_token_file.clone(),
             key: args.log_key.clone(),
         };
-        let log_id = location.key(remote.key.as_deref())?.log_id();
-        let proof = crate::log_cmd::append(&location, std::slice::from_ref(&body), &remote)
-            .with_context(|| format!("logging the attestation in {log}"))?
-            .remove(0);
+        let proof = log_bundle(&mut bundle, &location, &remote)
+            .with_context(|| format!("logging the attestation in {log}"))?;
         logged = Some((proof.log_index, proof.tree_size));
-        let entry = lockgate_attest::tlog::TlogEntry::new(&body, proof, log_id);
-        bundle
-            .verification_material
-            .tlog_entries
-            .push(serde_json::to_value(entry)?);
     }
     let json = bundle.to_json();
 
@@ -587,4 +575,26 @@ fn dependency_delta(repo: &Repo, base: &str, head: &str) -> Result<DependencyDel
         }
     }
     Ok(deps::delta(&before, &after, lockfiles))
+}
+
+/// Appends a bundle's envelope to a transparency log and records the entry, with its
+/// verified inclusion proof and checkpoint, in the bundle's `tlogEntries`.
+pub fn log_bundle(
+    bundle: &mut Bundle,
+    location: &crate::log_cmd::Location,
+    remote: &crate::log_cmd::RemoteArgs,
+) -> Result<lockgate_log::proof::InclusionProofDoc> {
+    let envelope = bundle
+        .dsse_envelope
+        .as_ref()
+        .context("only DSSE bundles are logged")?;
+    let body = lockgate_attest::tlog::logged_body(envelope);
+    let log_id = location.key(remote.key.as_deref())?.log_id();
+    let proof = crate::log_cmd::append(location, std::slice::from_ref(&body), remote)?.remove(0);
+    let entry = lockgate_attest::tlog::TlogEntry::new(&body, proof.clone(), log_id);
+    bundle
+        .verification_material
+        .tlog_entries
+        .push(serde_json::to_value(entry)?);
+    Ok(proof)
 }

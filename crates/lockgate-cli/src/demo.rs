@@ -6,6 +6,11 @@
 //! and prints the verdicts.
 
 use crate::attest_cmd::{SessionParts, attest_session};
+use crate::log_cmd::{Location, RemoteArgs};
+use lockgate_log::dir::LogDir;
+
+/// The demo's transparency log, inside the demo repository's directory.
+const DEMO_LOG: &str = "transparency-log";
 use crate::check::{self, CheckRequest};
 use crate::render::{self, Format};
 use anyhow::{Context, Result, bail};
@@ -329,6 +334,18 @@ pub fn run(keep: Option<PathBuf>, verbose: bool) -> Result<u8> {
             );
         }
     }
+    let log = LogDir::open(dir.join(DEMO_LOG))?;
+    let audited =
+        lockgate_log::log::LogReader::new(&log.storage()?).audit(&log.verifying_key()?)?;
+    println!(
+        "\nSigned sessions are in a transparency log the trust root requires ({} entries, audited){}",
+        audited.size,
+        if keep.is_some() {
+            format!(":\n  lockgate log verify {}", log.root().display())
+        } else {
+            String::new()
+        }
+    );
     println!(
         "\nTry one yourself: lockgate demo --keep /tmp/lockgate-demo && lockgate check --repo /tmp/lockgate-demo --base main --head agent/auth"
     );
@@ -354,9 +371,13 @@ fn truncate(s: &str, max: usize) -> String {
 fn build_repo(dir: &std::path::Path, key: &PrivateKey) -> Result<()> {
     let repo = gix::init_bare(dir)?;
     let empty = ObjectId::empty_tree(repo.object_hash());
+    // Every signed session also goes into a transparency log, which the trust root
+    // requires: check verifies each bundle's inclusion proof offline.
+    let log_key = LogDir::init(dir.join(DEMO_LOG), "demo.lockgate.dev/agents")?;
     let trust = format!(
-        "[[key]]\nname = \"demo-agents\"\nagents = [\"claude-code\", \"copilot-coding-agent\", \"codex\"]\npublic_key = '''\n{}'''\n",
-        key.public_key().to_pem()
+        "[[key]]\nname = \"demo-agents\"\nagents = [\"claude-code\", \"copilot-coding-agent\", \"codex\"]\npublic_key = '''\n{}'''\n\n[[log]]\nname = \"demo-log\"\nkey = \"{}\"\nrequired = true\n",
+        key.public_key().to_pem(),
+        log_key.to_note_key()
     );
     let base_files = BASE_FILES
         .iter()
@@ -413,8 +434,13 @@ fn build_repo(dir: &std::path::Path, key: &PrivateKey) -> Result<()> {
             finished: None,
         };
         let head = lockgate.resolve_commit(s.branch)?.to_string();
-        let (session, _, bundle) =
+        let (session, _, mut bundle) =
             attest_session(&lockgate, "main", &head, parts, key, crate::now())?;
+        crate::attest_cmd::log_bundle(
+            &mut bundle,
+            &Location::Dir(LogDir::open(dir.join(DEMO_LOG))?),
+            &RemoteArgs::default(),
+        )?;
         lockgate.append_notes(
             &[&head, &session.proposed.tree],
             &bundle.to_json(),

@@ -589,6 +589,9 @@ fn demo_runs_end_to_end() {
         "blocked",
         "secrets.leaked",
         "route.forbid",
+        // Signed sessions are logged, and the trust root requires the log: a valid
+        // provenance status means check verified each inclusion proof.
+        "transparency log the trust root requires (5 entries, audited)",
     ] {
         assert!(stdout.contains(needle), "{needle} missing from demo output");
     }
