@@ -4,8 +4,8 @@
 //!
 //! Only `resource_changes[].{address, mode, type, change.actions}` are read; the planned
 //! values (`before`, `after`, often most of the file) are skipped as they stream by.
-//! Output of wrappers (`setup-terraform` prints the command line first) before the JSON
-//! object is skipped.
+//! Output of wrappers (`setup-terraform` prints the command line first, and more after)
+//! around the JSON object is skipped.
 
 use crate::{Bounded, EvidenceError, MAX_ITEMS, MAX_REPORT_BYTES};
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -154,7 +154,9 @@ struct ChangeBody {
 pub fn parse(reader: impl Read, rules: &TerraformRules) -> Result<PlanReport, EvidenceError> {
     let mut reader = std::io::BufReader::new(Bounded::new(reader, MAX_REPORT_BYTES));
     skip_to_json(&mut reader)?;
-    let plan: Plan = serde_json::from_reader(reader).map_err(|e| {
+    // One JSON value; wrappers may print more after it.
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let plan = Plan::deserialize(&mut de).map_err(|e| {
         EvidenceError::malformed(FORMAT, format!("not `terraform show -json` output: {e}"))
     })?;
     if plan.format_version.is_none() {
