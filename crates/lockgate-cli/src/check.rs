@@ -10,6 +10,8 @@ use crate::sources::{self, Sources};
 use anyhow::{Context, Result};
 use lockgate_core::assess::Assessor;
 use lockgate_core::decision::{self, Decision};
+use lockgate_core::ledger::Ledger;
+use lockgate_evidence::facts::{self as evidence, EvidencePaths};
 use lockgate_git::Repo;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,6 +26,30 @@ pub struct CheckRequest {
     pub config_file: Option<PathBuf>,
     /// Read team policies from this directory instead of the base revision.
     pub policy_dir: Option<PathBuf>,
+    /// Test, coverage, SARIF and Terraform reports for the head.
+    pub evidence: EvidencePaths,
+    /// The operator's ledger of agents' earlier outcomes (JSON lines), for the
+    /// track-record factor.
+    pub ledger: Option<PathBuf>,
+}
+
+/// Largest ledger file read.
+const MAX_LEDGER_BYTES: u64 = 256 << 20;
+
+/// Reads the ledger named by the operator; errors name the file and line.
+pub fn read_ledger(path: &std::path::Path) -> Result<Ledger> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("reading ledger {}", path.display()))?
+        .len();
+    if size > MAX_LEDGER_BYTES {
+        anyhow::bail!(
+            "ledger {}: {size} bytes is over the {MAX_LEDGER_BYTES}-byte limit",
+            path.display()
+        );
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading ledger {}", path.display()))?;
+    Ledger::parse(&text).with_context(|| format!("ledger {}", path.display()))
 }
 
 /// The decision and the input it was made from.
@@ -87,6 +113,32 @@ pub fn run(request: &CheckRequest) -> Result<CheckResult> {
         )?;
     }
     stage("provenance");
+
+    // Evidence and the score come last: they need provenance (model, integrity).
+    let mut paths = request.evidence.clone();
+    if paths.root.is_none() {
+        paths.root = repo
+            .gix()
+            .workdir()
+            .and_then(|p| std::fs::canonicalize(p).ok())
+            .map(|p| p.display().to_string());
+    }
+    let facts = evidence::gather(
+        &paths,
+        &change,
+        &input.files,
+        &config.evidence.terraform,
+        &config.trust.require,
+    )?;
+    assessor.apply_evidence(&mut input, facts);
+    let track_record = match &request.ledger {
+        Some(path) => {
+            read_ledger(path)?.record_of(input.author.agents.iter().map(|a| a.id.as_str()))
+        }
+        None => None,
+    };
+    input.trust = assessor.trust_score(&input, track_record);
+    stage("evidence");
 
     let timeout = Duration::from_millis(config.policy.timeout_ms.max(1));
     let canonical = input.canonical();

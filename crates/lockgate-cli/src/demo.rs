@@ -283,6 +283,8 @@ pub fn run(keep: Option<PathBuf>, verbose: bool) -> Result<u8> {
             head: s.branch.into(),
             config_file: None,
             policy_dir: None,
+            evidence: Default::default(),
+            ledger: None,
         };
         let result = check::run(&request).with_context(|| format!("checking {}", s.branch))?;
         let d = &result.decision;

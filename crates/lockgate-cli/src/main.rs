@@ -168,6 +168,49 @@ struct CheckArgs {
     /// its SHA-256 is the decision's input_digest), for `lockgate policy eval`.
     #[arg(long)]
     input_out: Option<PathBuf>,
+    #[command(flatten)]
+    evidence: EvidenceArgs,
+}
+
+/// Reports about the head that feed the trust score.
+#[derive(clap::Args)]
+#[command(next_help_heading = "Evidence (feeds the trust score; see docs/trust.md)")]
+struct EvidenceArgs {
+    /// JUnit XML test results (repeat for several jobs; counts are summed).
+    #[arg(long, value_name = "FILE")]
+    junit: Vec<PathBuf>,
+    /// Coverage of the head: lcov (.info) or Cobertura XML, detected from content.
+    #[arg(long, value_name = "FILE")]
+    coverage: Option<PathBuf>,
+    /// Coverage of the base, for the overall coverage delta.
+    #[arg(long, value_name = "FILE", requires = "coverage")]
+    base_coverage: Option<PathBuf>,
+    /// SARIF 2.1.0 from a static analyzer (repeat for several tools).
+    #[arg(long, value_name = "FILE")]
+    sarif: Vec<PathBuf>,
+    /// Terraform plan as JSON (`terraform show -json plan.out`); repeat per root module.
+    #[arg(long, value_name = "FILE")]
+    terraform_plan: Vec<PathBuf>,
+    /// Agents' earlier outcomes, JSON lines ({"agent","outcome":"merged|reverted|rejected"}),
+    /// for the track-record factor. Kept by the operator, never read from the repository.
+    #[arg(long, value_name = "FILE", env = "LOCKGATE_LEDGER")]
+    ledger: Option<PathBuf>,
+    /// Strip this prefix from absolute paths in reports (default: the checkout's path).
+    #[arg(long, value_name = "DIR")]
+    report_root: Option<String>,
+}
+
+impl EvidenceArgs {
+    fn paths(&self) -> lockgate_evidence::facts::EvidencePaths {
+        lockgate_evidence::facts::EvidencePaths {
+            junit: self.junit.clone(),
+            coverage: self.coverage.clone(),
+            base_coverage: self.base_coverage.clone(),
+            sarif: self.sarif.clone(),
+            terraform: self.terraform_plan.clone(),
+            root: self.report_root.clone(),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -242,6 +285,8 @@ fn run_check(args: CheckArgs) -> Result<u8> {
         head: args.head,
         config_file: args.config,
         policy_dir: args.policy_dir,
+        evidence: args.evidence.paths(),
+        ledger: args.evidence.ledger,
     };
     let result = check::run(&request)?;
     if let Some(path) = &args.input_out {

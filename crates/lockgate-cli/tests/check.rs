@@ -349,7 +349,7 @@ fn local_config_and_policy_dir_overrides() {
     attest(&r, "claude-code");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("lockgate.toml");
-    std::fs::write(&config, "[routing.matrix.medium]\nmedium = \"automate\"\n").unwrap();
+    std::fs::write(&config, "[routing.matrix.medium]\nhigh = \"automate\"\n").unwrap();
     let run = lockgate(
         &r,
         &[

@@ -27,6 +27,8 @@ pub enum AssessError {
     Classify(#[from] ClassifyError),
     #[error(transparent)]
     Secrets(#[from] SecretConfigError),
+    #[error("{0}")]
+    Trust(String),
 }
 
 /// A CODEOWNERS file and where it was found.
@@ -47,6 +49,7 @@ pub struct Assessor {
 impl Assessor {
     /// Compiles every rule in `config`; fails on the first invalid one.
     pub fn new(config: &Config) -> Result<Assessor, AssessError> {
+        config.trust.validate().map_err(AssessError::Trust)?;
         Ok(Assessor {
             registry: Registry::new(&config.agents)?,
             classifier: Classifier::new(&config.classify)?,
@@ -132,7 +135,7 @@ impl Assessor {
             }
         }));
 
-        PolicyInput {
+        let mut input = PolicyInput {
             schema_version: INPUT_SCHEMA_VERSION.into(),
             change: ChangeSummary {
                 base_ref: change.base_ref.clone(),
@@ -163,6 +166,13 @@ impl Assessor {
                 .collect(),
             owners: owner_facts(&files, codeowners),
             provenance: Default::default(),
+            evidence: Default::default(),
+            trust: crate::trust::TrustScore {
+                score: 0,
+                band: crate::trust::ScoreBand::Senior,
+                matrix_trust: crate::category::TrustBand::Low,
+                factors: Vec::new(),
+            },
             files,
             categories: categories.into_iter().collect(),
             impact,
@@ -174,8 +184,63 @@ impl Assessor {
                 never_automate_flags: self.config.routing.never_automate_flags.clone(),
                 review: self.config.review.clone(),
                 impact: self.impact.as_map().clone(),
+                trust: crate::input::TrustBands {
+                    fast: self.config.trust.fast,
+                    normal: self.config.trust.normal,
+                },
             },
+        };
+        input.trust = self.trust_score(&input, None);
+        input
+    }
+
+    /// Adds evidence facts to the input: a Terraform plan that changes access-granting
+    /// resources makes the change `auth` (with its impact), as a file would.
+    pub fn apply_evidence(
+        &self,
+        input: &mut PolicyInput,
+        evidence: crate::evidence::EvidenceFacts,
+    ) {
+        if evidence
+            .terraform
+            .as_ref()
+            .is_some_and(|t| t.access_count > 0)
+        {
+            if !input.categories.contains(&Category::Auth) {
+                input.categories.push(Category::Auth);
+                input.categories.sort();
+            }
+            input.impact = input.impact.max(self.impact.of(Category::Auth));
         }
+        input.evidence = evidence;
+    }
+
+    /// The trust score of the change as the input now describes it (call again after
+    /// provenance and evidence are added). `track_record` comes from the ledger.
+    pub fn trust_score(
+        &self,
+        input: &PolicyInput,
+        track_record: Option<crate::trust::TrackRecord>,
+    ) -> crate::trust::TrustScore {
+        let directories: BTreeSet<&str> = input
+            .files
+            .iter()
+            .map(|f| f.path.rsplit_once('/').map_or("", |(d, _)| d))
+            .collect();
+        let human = input.author.kind == crate::agents::AuthorKind::Human;
+        crate::trust::score(
+            &crate::trust::ScoreInputs {
+                human,
+                configured: if human { None } else { input.author.trust },
+                provenance: &input.provenance,
+                evidence: &input.evidence,
+                lines_changed: input.change.lines_added + input.change.lines_removed,
+                files_changed: u64::from(input.change.file_count),
+                directories_changed: directories.len() as u64,
+                track_record,
+            },
+            &self.config.trust,
+        )
     }
 
     /// One file's facts: categories, impact and owners.

@@ -54,6 +54,38 @@ pub struct Config {
     pub review: ReviewSettings,
     pub policy: PolicySettings,
     pub limits: Limits,
+    pub trust: crate::trust::TrustSettings,
+    pub evidence: EvidenceSettings,
+}
+
+/// `[evidence]`: how reports are read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvidenceSettings {
+    pub terraform: TerraformSettings,
+}
+
+/// `[evidence.terraform]`: resource type globs added to the built-in lists
+/// (`lockgate defaults terraform`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TerraformSettings {
+    /// Use the built-in lists too.
+    pub defaults: bool,
+    /// Types whose destruction loses data.
+    pub stateful: Vec<String>,
+    /// Types that grant access (their changes are `auth`).
+    pub access: Vec<String>,
+}
+
+impl Default for TerraformSettings {
+    fn default() -> Self {
+        TerraformSettings {
+            defaults: true,
+            stateful: Vec::new(),
+            access: Vec::new(),
+        }
+    }
 }
 
 /// The risk matrix: impact × trust → route, and what is never automated.
@@ -89,8 +121,8 @@ pub fn default_matrix() -> BTreeMap<Impact, BTreeMap<TrustBand, Route>> {
         ])
     };
     BTreeMap::from([
-        (Impact::Low, row(Automate, Automate, Approve)),
-        (Impact::Medium, row(Automate, Approve, Approve)),
+        (Impact::Low, row(Automate, Approve, Approve)),
+        (Impact::Medium, row(Approve, Approve, Approve)),
         (Impact::High, row(Approve, Gate, Gate)),
         (Impact::Critical, row(Gate, Gate, Forbid)),
     ])
@@ -117,6 +149,11 @@ pub struct ReviewSettings {
     pub gate_approvals: u32,
     /// Reviewers asked when no CODEOWNERS entry owns a file (e.g. `@org/maintainers`).
     pub fallback_reviewers: Vec<String>,
+    /// Asked in addition to the owners when the trust score is in the senior band
+    /// (empty: any maintainer).
+    pub senior_reviewers: Vec<String>,
+    /// Approvals needed from the senior reviewers.
+    pub senior_approvals: u32,
 }
 
 impl Default for ReviewSettings {
@@ -125,6 +162,8 @@ impl Default for ReviewSettings {
             approvals: 1,
             gate_approvals: 2,
             fallback_reviewers: Vec::new(),
+            senior_reviewers: Vec::new(),
+            senior_approvals: 1,
         }
     }
 }

@@ -152,6 +152,10 @@ pub struct Decision {
     pub findings: Vec<FindingFacts>,
     /// Provenance of the agent commits.
     pub provenance: ProvenanceFacts,
+    /// The trust score with its factors.
+    pub trust: crate::trust::TrustScore,
+    /// The evidence it was computed from.
+    pub evidence: crate::evidence::EvidenceFacts,
     /// `sha256:` digest of the canonical policy input: replays this exact decision.
     pub input_digest: String,
     pub policy_sources: Vec<String>,
@@ -287,6 +291,8 @@ pub fn decide(
         required_approvals: required,
         findings: input.findings.clone(),
         provenance: input.provenance.clone(),
+        trust: input.trust.clone(),
+        evidence: input.evidence.clone(),
         input_digest: input_digest.to_string(),
         policy_sources: outcome.sources.clone(),
     }

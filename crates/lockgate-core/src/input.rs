@@ -41,6 +41,11 @@ pub struct PolicyInput {
     /// Signed provenance of the agent commits (empty when there are none).
     #[serde(default)]
     pub provenance: ProvenanceFacts,
+    /// Test results, coverage, static analysis and Terraform plans given for the change.
+    #[serde(default)]
+    pub evidence: crate::evidence::EvidenceFacts,
+    /// The 0–100 trust score, its band and factors (the risk matrix's trust axis).
+    pub trust: crate::trust::TrustScore,
     /// The settings policies need: routing matrix, review counts, who is gated.
     pub config: PolicyConfig,
 }
@@ -162,6 +167,17 @@ pub struct PolicyConfig {
     pub review: ReviewSettings,
     /// Impact per category in effect.
     pub impact: BTreeMap<Category, Impact>,
+    /// Trust score bands.
+    pub trust: TrustBands,
+}
+
+/// Where the trust score's bands start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TrustBands {
+    /// Lowest score of the fast path.
+    pub fast: u8,
+    /// Lowest score of normal review; below is senior review.
+    pub normal: u8,
 }
 
 /// The input document serialized once as compact JSON, and the digest of that text.

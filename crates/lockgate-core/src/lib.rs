@@ -11,6 +11,9 @@
 //! - [`classify`]: categories per file from path and content rules.
 //! - [`codeowners`] (with [`pattern`]): GitHub CODEOWNERS resolution.
 //! - [`assess`]: everything above, assembled into the policy input.
+//! - [`evidence`], [`ledger`] and [`trust`]: evidence facts (parsed by
+//!   `lockgate-evidence`), agents' track records, and the 0–100 trust score that
+//!   routes the change.
 //! - [`decision`]: policy outcome → verdict, reasons, required approvals.
 //!
 //! ```
@@ -31,8 +34,11 @@ pub mod classify;
 pub mod codeowners;
 pub mod config;
 pub mod decision;
+pub mod evidence;
 pub mod input;
+pub mod ledger;
 pub mod parallel;
 pub mod pattern;
 pub mod provenance;
 pub mod secrets;
+pub mod trust;

@@ -11,7 +11,7 @@
 //! facts the trust score and policy see.
 
 pub mod coverage;
-// pub mod facts;
+pub mod facts;
 pub mod junit;
 pub mod sarif;
 pub mod terraform;

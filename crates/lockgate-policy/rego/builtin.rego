@@ -21,8 +21,10 @@ gated if input.author.kind != "human"
 
 gated if input.config.gate_humans
 
-# A gated human (gate_humans) is treated as a high-trust author.
-trust_band := input.author.trust
+# The trust axis is the measured trust score's band (fast → high, normal → medium,
+# senior → low), capped by the agent's configured trust (agents.trust). A gated human
+# (gate_humans) is treated as a high-trust author.
+trust_band := input.trust.matrix_trust if input.author.trust
 
 trust_band := "high" if not input.author.trust
 
@@ -70,8 +72,8 @@ who := input.author.kind if not input.author.agent
 notes contains {"rule": "route.summary", "message": msg} if {
 	gated
 	msg := sprintf(
-		"route %s: %s impact (%s), author %s with %s trust",
-		[route, input.impact, concat(", ", input.categories), who, trust_band],
+		"route %s: %s impact (%s), author %s, trust score %d (%s band: %s trust)",
+		[route, input.impact, concat(", ", input.categories), who, input.trust.score, input.trust.band, trust_band],
 	)
 }
 
@@ -246,6 +248,104 @@ notes contains {"rule": "provenance.summary", "message": msg} if {
 	count(input.provenance.commits) > 0
 	parts := [sprintf("%d %s", [n, s]) | some s, n in input.provenance.summary]
 	msg := sprintf("provenance of agent commits: %s", [concat(", ", parts)])
+}
+
+# ── trust score and evidence ───────────────────────────────────────────────────
+# Below the normal band, senior reviewers sign off too (review.senior_reviewers).
+weak_factors := sort([sprintf("%s %d", [f.name, f.score]) |
+	some f in input.trust.factors
+	f.score < 50
+])
+
+require_approval contains a if {
+	gated
+	input.author.trust
+	input.trust.band == "senior"
+	route != "forbid"
+	a := {
+		"rule": "trust.senior_review",
+		"owners": input.config.review.senior_reviewers,
+		"count": input.config.review.senior_approvals,
+		"reason": sprintf(
+			"trust score %d is below %d (senior review); weakest factors: %s",
+			[input.trust.score, input.config.trust.normal, concat(", ", weak_factors)],
+		),
+	}
+}
+
+# Failing tests and new serious findings never merge on their own, whatever the score.
+require_approval contains a if {
+	gated
+	t := input.evidence.tests
+	t.failed + t.errored > 0
+	a := {
+		"rule": "evidence.tests_failed",
+		"owners": input.config.review.fallback_reviewers,
+		"count": 1,
+		"reason": sprintf("%d test(s) failed and %d errored: %s", [t.failed, t.errored, concat("; ", array.slice(t.failures, 0, 3))]),
+	}
+}
+
+serious_findings := [sprintf("%s:%d %s (%s)", [f.path, object.get(f, "line", 0), f.rule_id, f.severity]) |
+	some f in input.evidence.sarif.new
+	f.severity in {"critical", "high"}
+]
+
+require_approval contains a if {
+	gated
+	count(serious_findings) > 0
+	a := {
+		"rule": "evidence.new_findings",
+		"owners": input.config.review.fallback_reviewers,
+		"count": 1,
+		"reason": sprintf("new high-severity static analysis findings on added lines: %s", [concat("; ", array.slice(serious_findings, 0, 5))]),
+	}
+}
+
+warn contains {"rule": "evidence.missing", "message": msg} if {
+	count(input.evidence.missing_required) > 0
+	msg := sprintf(
+		"required evidence not provided: %s (its trust factor scores 0)",
+		[concat(", ", input.evidence.missing_required)],
+	)
+}
+
+# A Terraform plan that destroys data or changes access needs the gate's approvals
+# from the owners of the infrastructure code.
+infra_owners := sort({o | some f in input.files; "infra" in f.categories; some o in f.owners})
+
+terraform_owners := infra_owners if count(infra_owners) > 0
+
+terraform_owners := input.config.review.fallback_reviewers if count(infra_owners) == 0
+
+require_approval contains a if {
+	gated
+	tf := input.evidence.terraform
+	tf.destructive_count > 0
+	a := {
+		"rule": "evidence.terraform_destructive",
+		"owners": terraform_owners,
+		"count": input.config.review.gate_approvals,
+		"reason": sprintf(
+			"the Terraform plan destroys or replaces %d stateful resource(s): %s",
+			[tf.destructive_count, concat(", ", array.slice(tf.destructive, 0, 5))],
+		),
+	}
+}
+
+require_approval contains a if {
+	gated
+	tf := input.evidence.terraform
+	tf.access_count > 0
+	a := {
+		"rule": "evidence.terraform_access",
+		"owners": terraform_owners,
+		"count": input.config.review.gate_approvals,
+		"reason": sprintf(
+			"the Terraform plan changes %d access-granting resource(s) (auth): %s",
+			[tf.access_count, concat(", ", array.slice(tf.access, 0, 5))],
+		),
+	}
 }
 
 # ── agent-specific checks ──────────────────────────────────────────────────────
