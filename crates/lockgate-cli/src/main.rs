@@ -114,7 +114,19 @@ enum Command {
     /// with signed checkpoints and inclusion and consistency proofs anyone can check.
     #[command(subcommand)]
     Log(log_cmd::LogCommand),
-    /// Print a built-in default rule file (agents or classify) as TOML.
+    /// Read test, coverage, SARIF and Terraform reports against a change and print
+    /// what they say about it, with the trust score and its factors — no policy run.
+    ///
+    /// The same reading `check` does with the same flags; use it to see why a change
+    /// scored as it did, or to try reports before wiring them into CI.
+    ///
+    /// Examples:
+    ///   lockgate evidence --base main --junit junit.xml --coverage coverage.xml
+    ///   lockgate evidence --base main --sarif semgrep.sarif --json
+    ///   lockgate evidence --base main --terraform-plan plan.json
+    #[command(verbatim_doc_comment)]
+    Evidence(EvidenceCmdArgs),
+    /// Print a built-in default rule file (agents, classify, models, terraform) as TOML.
     Defaults {
         #[arg(value_enum)]
         which: Defaults,
@@ -137,6 +149,31 @@ enum Defaults {
     Agents,
     /// Path and content classification rules.
     Classify,
+    /// The model registry: model id patterns → tiers (trust score).
+    Models,
+    /// Terraform resource types that are stateful or grant access.
+    Terraform,
+}
+
+#[derive(clap::Args)]
+struct EvidenceCmdArgs {
+    /// Base revision (default as for `check`).
+    #[arg(long)]
+    base: Option<String>,
+    /// Head revision.
+    #[arg(long, default_value = "HEAD")]
+    head: String,
+    /// Repository directory.
+    #[arg(long, default_value = ".")]
+    repo: PathBuf,
+    /// Use this configuration file instead of .lockgate.toml at the base revision.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print JSON: {"trust": …, "evidence": …}.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    evidence: EvidenceArgs,
 }
 
 #[derive(clap::Args)]
@@ -243,6 +280,7 @@ fn init_tracing(level: &str) {
 fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Check(args) => run_check(args),
+        Command::Evidence(args) => run_evidence(args),
         Command::Demo { keep, verbose } => demo::run(keep, verbose),
         Command::Schema { which } => {
             print!(
@@ -266,6 +304,8 @@ fn run(cli: Cli) -> Result<u8> {
                 match which {
                     Defaults::Agents => lockgate_core::agents::DEFAULT_IDENTITIES_TOML,
                     Defaults::Classify => lockgate_core::classify::DEFAULT_RULES_TOML,
+                    Defaults::Models => lockgate_core::trust::DEFAULT_MODELS_TOML,
+                    Defaults::Terraform => lockgate_evidence::terraform::DEFAULT_RULES_TOML,
                 }
             );
             Ok(0)
@@ -306,6 +346,32 @@ fn run_check(args: CheckArgs) -> Result<u8> {
         }
     }
     Ok(render::exit_code(result.decision.verdict))
+}
+
+fn run_evidence(args: EvidenceCmdArgs) -> Result<u8> {
+    let repo = lockgate_git::Repo::discover(&args.repo)?;
+    let base = match args.base {
+        Some(b) => b,
+        None => default_base(&repo)?,
+    };
+    let request = check::CheckRequest {
+        repo: args.repo,
+        base,
+        head: args.head,
+        config_file: args.config,
+        policy_dir: None,
+        evidence: args.evidence.paths(),
+        ledger: args.evidence.ledger,
+    };
+    let d = check::run(&request)?.decision;
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        let doc = serde_json::json!({"trust": d.trust, "evidence": d.evidence});
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&doc)?)?;
+    } else {
+        stdout.write_all(render::trust::text_section(&d.trust, &d.evidence, true).as_bytes())?;
+    }
+    Ok(0)
 }
 
 /// Seconds since the epoch.

@@ -57,6 +57,33 @@ pub(super) fn render(d: &Decision) -> String {
         out.push('\n');
     }
 
+    if !d.trust.factors.is_empty() {
+        let _ = writeln!(
+            out,
+            "<details><summary>Trust score {}</summary>\n",
+            esc(&super::trust::headline(&d.trust))
+        );
+        let _ = writeln!(out, "| factor | score | weight | why |");
+        let _ = writeln!(out, "|---|---|---|---|");
+        for (name, score, weight, detail) in super::trust::factor_rows(&d.trust) {
+            let _ = writeln!(
+                out,
+                "| {} | {score} | {weight} | {} |",
+                esc(&name),
+                esc(&detail)
+            );
+        }
+        let evidence = super::trust::evidence_lines(&d.evidence);
+        if !evidence.is_empty() {
+            let _ = writeln!(out, "\n**Evidence**\n");
+            for line in evidence {
+                let indent = if line.starts_with("  ") { "  " } else { "" };
+                let _ = writeln!(out, "{indent}- {}", esc(line.trim_start()));
+            }
+        }
+        let _ = writeln!(out, "\n</details>\n");
+    }
+
     if !d.findings.is_empty() {
         let _ = writeln!(out, "**Findings** (values redacted)\n");
         for f in &d.findings {

@@ -6,6 +6,7 @@
 mod markdown;
 mod sarif;
 mod text;
+pub(crate) mod trust;
 
 use clap::ValueEnum;
 use lockgate_core::decision::{Decision, Verdict};
@@ -83,7 +84,7 @@ pub(crate) fn category_list(categories: &[lockgate_core::category::Category]) ->
         .join(", ")
 }
 
-/// "agent claude-code (Claude Code, medium trust)" and the like.
+/// "agent claude-code (Claude Code, trust up to high)" and the like.
 pub(crate) fn author_line(d: &Decision) -> String {
     let kind = d.author.kind.as_str();
     let agents: Vec<String> = d
@@ -92,7 +93,7 @@ pub(crate) fn author_line(d: &Decision) -> String {
         .iter()
         .map(|a| {
             format!(
-                "{} ({}, {} trust, {} commit{}{})",
+                "{} ({}, trust up to {}, {} commit{}{})",
                 a.id,
                 a.display,
                 a.trust.as_str(),

@@ -71,7 +71,9 @@ pub(super) fn render(d: &Decision) -> String {
             "properties": {
                 "verdict": d.verdict.as_str(),
                 "blocked": d.verdict == Verdict::Blocked,
-                "inputDigest": d.input_digest
+                "inputDigest": d.input_digest,
+                "trustScore": d.trust.score,
+                "trustBand": d.trust.band.as_str()
             }
         }]
     });

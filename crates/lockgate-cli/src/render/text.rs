@@ -27,6 +27,10 @@ pub(super) fn render(d: &Decision, provenance: &[String]) -> String {
         if d.files.len() == 1 { "" } else { "s" }
     );
 
+    if !d.trust.factors.is_empty() {
+        out.push_str(&super::trust::text_section(&d.trust, &d.evidence, false));
+    }
+
     if !d.reasons.is_empty() {
         let _ = writeln!(out, "\nreasons:");
         for r in &d.reasons {
