@@ -40,7 +40,11 @@ fn case() -> impl Strategy<Value = Case> {
         "claude-3-5-sonnet",
     ]));
     let required = prop::collection::vec(
-        prop::sample::select(vec![EvidenceKind::Tests, EvidenceKind::Coverage, EvidenceKind::Sarif]),
+        prop::sample::select(vec![
+            EvidenceKind::Tests,
+            EvidenceKind::Coverage,
+            EvidenceKind::Sarif,
+        ]),
         0..3,
     );
     (
@@ -54,17 +58,19 @@ fn case() -> impl Strategy<Value = Case> {
         required,
     )
         .prop_map(
-            |(tests, coverage, sarif, status, model, (lines, files, dirs), record, required)| Case {
-                tests,
-                coverage,
-                sarif,
-                status,
-                model,
-                lines,
-                files,
-                dirs,
-                record,
-                required,
+            |(tests, coverage, sarif, status, model, (lines, files, dirs), record, required)| {
+                Case {
+                    tests,
+                    coverage,
+                    sarif,
+                    status,
+                    model,
+                    lines,
+                    files,
+                    dirs,
+                    record,
+                    required,
+                }
             },
         )
 }

@@ -1,0 +1,91 @@
+//! Helpers shared by the CLI's end-to-end tests: run the real binary, make an agent
+//! key, sign a session.
+#![allow(dead_code)] // each test file uses a subset
+
+use lockgate_testkit::TestRepo;
+use serde_json::Value;
+use std::process::Command;
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the `lockgate` binary in the repository.
+pub fn lockgate(repo: &TestRepo, args: &[&str]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lockgate"));
+    cmd.current_dir(repo.path()).args(args);
+    cmd.env_remove("GITHUB_BASE_REF")
+        .env_remove("LOCKGATE_LEDGER");
+    let out = cmd.output().expect("run lockgate");
+    Run {
+        code: out.status.code().expect("exit code"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `lockgate check --base main --format json` plus `extra`: exit code and document.
+pub fn check_json(repo: &TestRepo, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["check", "--base", "main", "--format", "json"];
+    args.extend_from_slice(extra);
+    let run = lockgate(repo, &args);
+    let json = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: stdout {} stderr {}", run.stdout, run.stderr));
+    (run.code, json)
+}
+
+/// Generates the agents' signing key inside `.git/` (never committed) and returns the
+/// trust-root TOML that trusts it.
+pub fn agent_key(r: &TestRepo) -> String {
+    let prefix = r.path().join(".git/agent");
+    let run = lockgate(r, &["keygen", "--out", prefix.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let public = std::fs::read_to_string(r.path().join(".git/agent.pub")).unwrap();
+    format!("[[key]]\nname = \"ci-agents\"\nagents = [\"*\"]\npublic_key = '''\n{public}'''\n")
+}
+
+/// Signs the session `main..HEAD` as `agent` with `model`.
+pub fn attest(r: &TestRepo, agent: &str, model: &str) {
+    let key = r.path().join(".git/agent.key");
+    let run = lockgate(
+        r,
+        &[
+            "attest",
+            "--key",
+            key.to_str().unwrap(),
+            "--agent",
+            agent,
+            "--model",
+            model,
+            "--prompt",
+            "do the task",
+            "--base",
+            "main",
+            "--head",
+            "HEAD",
+        ],
+    );
+    assert_eq!(run.code, 0, "attest failed: {}{}", run.stdout, run.stderr);
+}
+
+/// The factor named `name` of a decision's trust score.
+pub fn factor<'a>(decision: &'a Value, name: &str) -> &'a Value {
+    decision["trust"]["factors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .unwrap_or_else(|| panic!("no factor {name}"))
+}
+
+/// The rules of the required approvals.
+pub fn approval_rules(decision: &Value) -> Vec<String> {
+    decision["required_approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["rule"].as_str().unwrap().to_string())
+        .collect()
+}
