@@ -26,6 +26,9 @@ pub struct CheckRequest {
     pub config_file: Option<PathBuf>,
     /// Read team policies from this directory instead of the base revision.
     pub policy_dir: Option<PathBuf>,
+    /// Read configuration, CODEOWNERS and policies at this revision instead of the
+    /// base (`lockgate replay` judging history by today's rules).
+    pub rules_at: Option<String>,
     /// Test, coverage, SARIF and Terraform reports for the head.
     pub evidence: EvidencePaths,
     /// The operator's ledger of agents' earlier outcomes (JSON lines), for the

@@ -283,6 +283,7 @@ pub fn run(keep: Option<PathBuf>, verbose: bool) -> Result<u8> {
             head: s.branch.into(),
             config_file: None,
             policy_dir: None,
+            rules_at: None,
             evidence: Default::default(),
             ledger: None,
         };

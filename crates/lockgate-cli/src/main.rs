@@ -7,6 +7,7 @@ mod log_cmd;
 mod policy_cmd;
 mod provenance;
 mod render;
+mod replay_cmd;
 mod sources;
 mod verify_cmd;
 
@@ -126,6 +127,21 @@ enum Command {
     ///   lockgate evidence --base main --terraform-plan plan.json
     #[command(verbatim_doc_comment)]
     Evidence(EvidenceCmdArgs),
+    /// Back-test a policy: re-check every change that landed on a branch since a date
+    /// (first-parent history: merges, squashes, direct commits) with the rules it was
+    /// checked against then and with a candidate, and show where verdicts would change.
+    ///
+    /// The candidate is the rules at the branch tip, or the files given with --config
+    /// and --policy-dir — the way a team tunes its gates before turning them on.
+    /// Rows marked ↓ would get through more easily, ↑ more strictly.
+    ///
+    /// Examples:
+    ///   lockgate replay --since 30d
+    ///   lockgate replay --since 2026-10-01 --policy-dir candidate/ --changed-only
+    ///   lockgate replay --since 90d --config strict.toml --json > replay.json
+    ///   lockgate replay --since 30d --policy-dir candidate/ --fail-if-looser
+    #[command(verbatim_doc_comment)]
+    Replay(replay_cmd::ReplayArgs),
     /// Print a built-in default rule file (agents, classify, models, terraform) as TOML.
     Defaults {
         #[arg(value_enum)]
@@ -281,6 +297,7 @@ fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Check(args) => run_check(args),
         Command::Evidence(args) => run_evidence(args),
+        Command::Replay(args) => replay_cmd::run(args),
         Command::Demo { keep, verbose } => demo::run(keep, verbose),
         Command::Schema { which } => {
             print!(
@@ -325,6 +342,7 @@ fn run_check(args: CheckArgs) -> Result<u8> {
         head: args.head,
         config_file: args.config,
         policy_dir: args.policy_dir,
+        rules_at: None,
         evidence: args.evidence.paths(),
         ledger: args.evidence.ledger,
     };
@@ -360,6 +378,7 @@ fn run_evidence(args: EvidenceCmdArgs) -> Result<u8> {
         head: args.head,
         config_file: args.config,
         policy_dir: None,
+        rules_at: None,
         evidence: args.evidence.paths(),
         ledger: args.evidence.ledger,
     };

@@ -32,7 +32,13 @@ pub struct Sources {
 }
 
 pub fn load(repo: &Repo, base: &str, request: &CheckRequest) -> Result<Sources> {
-    let short = lockgate_core::agents::short_sha(base);
+    // Rules come from the base unless the caller names another revision (replay).
+    let (rules_rev, at) = match &request.rules_at {
+        Some(rev) => (repo.resolve_commit(rev)?.to_string(), "revision"),
+        None => (base.to_string(), "base"),
+    };
+    let base = rules_rev.as_str();
+    let short = format!("{at} {}", lockgate_core::agents::short_sha(base));
     let mut provenance = Vec::new();
 
     let (config_text, config_name, config_where) = match &request.config_file {
@@ -53,10 +59,10 @@ pub fn load(repo: &Repo, base: &str, request: &CheckRequest) -> Result<Sources> 
                 .map(|bytes| utf8(bytes, CONFIG_FILE))
                 .transpose()?;
             provenance.push(match text {
-                Some(_) => format!("config: {CONFIG_FILE} at base {short}"),
-                None => format!("config: built-in defaults (no {CONFIG_FILE} at base {short})"),
+                Some(_) => format!("config: {CONFIG_FILE} at {short}"),
+                None => format!("config: built-in defaults (no {CONFIG_FILE} at {short})"),
             });
-            (text, CONFIG_FILE.to_string(), format!(" (at base {short})"))
+            (text, CONFIG_FILE.to_string(), format!(" (at {short})"))
         }
     };
     let config = match config_text {
@@ -76,7 +82,7 @@ pub fn load(repo: &Repo, base: &str, request: &CheckRequest) -> Result<Sources> 
     for location in codeowners::LOCATIONS {
         if let Some(bytes) = repo.read_file_at(base, location, MAX_CODEOWNERS_BYTES)? {
             let text = utf8(bytes, location)?;
-            provenance.push(format!("owners: {location} at base {short}"));
+            provenance.push(format!("owners: {location} at {short}"));
             codeowners = Some(OwnersFile {
                 path: location.to_string(),
                 owners: CodeOwners::parse(&text),
@@ -85,7 +91,7 @@ pub fn load(repo: &Repo, base: &str, request: &CheckRequest) -> Result<Sources> 
         }
     }
     if codeowners.is_none() {
-        provenance.push(format!("owners: no CODEOWNERS at base {short}"));
+        provenance.push(format!("owners: no CODEOWNERS at {short}"));
     }
 
     let policy_files = match &request.policy_dir {
@@ -105,7 +111,7 @@ pub fn load(repo: &Repo, base: &str, request: &CheckRequest) -> Result<Sources> 
                 }
             }
             provenance.push(format!(
-                "policies: built-in pack + {} file(s) from {POLICY_DIR} at base {short}",
+                "policies: built-in pack + {} file(s) from {POLICY_DIR} at {short}",
                 files.len()
             ));
             files

@@ -18,6 +18,7 @@
 //! println!("{} files changed", change.files.len());
 //! ```
 
+mod history;
 mod notes;
 mod patch_id;
 mod read;
@@ -25,6 +26,7 @@ mod read;
 pub use notes::{MAX_NOTES_SCANNED, NOTES_REF};
 pub use patch_id::PATCH_ID_PREFIX;
 
+pub use history::Landed;
 pub use read::Repo;
 
 /// Reading the repository failed. Messages say what to do next where that is known.

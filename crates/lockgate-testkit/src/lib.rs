@@ -147,6 +147,30 @@ impl TestRepo {
         self.head()
     }
 
+    /// Merges `branch` into the current branch with a merge commit (`--no-ff`) made
+    /// by [`HUMAN`], as a forge's merge button does; returns the merge commit id.
+    pub fn merge_no_ff(&self, branch: &str, message: &str) -> String {
+        let t = self.clock.get() + 60;
+        self.clock.set(t);
+        let date = format!("@{t} +0000");
+        let env = [
+            ("GIT_AUTHOR_DATE", date.clone()),
+            ("GIT_COMMITTER_DATE", date),
+        ];
+        let out = self.git_output(&["merge", "-q", "--no-ff", "-m", message, branch], &env);
+        assert!(
+            out.status.success(),
+            "git merge failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.head()
+    }
+
+    /// Commit time of the last commit made through this repository's clock.
+    pub fn clock(&self) -> u64 {
+        self.clock.get()
+    }
+
     /// The current HEAD commit id.
     pub fn head(&self) -> String {
         self.git(&["rev-parse", "HEAD"])
