@@ -9,6 +9,8 @@
 //! 2. a 5,000-file change — target: within 3× of `git diff --numstat base head`,
 //!    with bounded memory (peak RSS reported).
 //!
+//! Other groups (`--only attest|log|evidence`) live in their own modules.
+//!
 //! Timings are wall-clock medians of repeated runs; machines are noisy, so the ratio
 //! measured side by side is the number to compare, not an absolute time.
 
@@ -44,7 +46,7 @@ fn parse_args() -> Args {
                     .expect("--large-files N")
             }
             "--keep" => args.keep = Some(it.next().expect("--keep DIR").into()),
-            "--only" => args.only = Some(it.next().expect("--only check|attest|log")),
+            "--only" => args.only = Some(it.next().expect("--only check|attest|log|evidence")),
             "--log-seconds" => {
                 args.log_seconds = it
                     .next()
@@ -54,7 +56,7 @@ fn parse_args() -> Args {
             "-h" | "--help" => {
                 println!(
                     "usage: lockgate-bench [--runs N] [--large-files N] [--keep DIR] \
-                     [--only check|attest|log] [--log-seconds N]"
+                     [--only check|attest|log|evidence] [--log-seconds N]"
                 );
                 std::process::exit(0);
             }
@@ -89,6 +91,9 @@ fn main() {
     }
     if wants("log") {
         log_bench::run(&root, args.log_seconds);
+    }
+    if wants("evidence") {
+        evidence_bench::run(&lockgate, &root.join("evidence"), args.runs);
     }
 }
 
@@ -153,6 +158,7 @@ fn check_scenarios(args: &Args, lockgate: &Path, root: &Path) {
 }
 
 mod attest_bench;
+mod evidence_bench;
 mod log_bench;
 
 struct Measurement {
@@ -226,6 +232,22 @@ fn wait_with_rusage(pid: i32) -> (i32, i64) {
     (code, usage.ru_maxrss)
 }
 
+/// The path of file `i` in a benchmark repository.
+fn bench_file_name(i: usize) -> String {
+    let dirs = [
+        "src/api", "src/core", "src/auth", "tests", "docs", "web/src", "infra", "scripts",
+    ];
+    let d = dirs[i % dirs.len()];
+    let ext = match d {
+        "docs" => "md",
+        "web/src" => "ts",
+        "infra" => "tf",
+        "scripts" => "sh",
+        _ => "rs",
+    };
+    format!("{d}/m{:02}/file_{i:05}.{ext}", i % 37)
+}
+
 /// Builds a repository with `files` files of `lines` lines on `main`, and a branch
 /// `pr` whose last commit (by Claude Code) changes `changed` of them by `edit` lines.
 fn build_repo(path: &Path, files: usize, changed: usize, lines: usize, edit: usize) {
@@ -249,20 +271,7 @@ fn build_repo(path: &Path, files: usize, changed: usize, lines: usize, edit: usi
         );
     };
     git(&["init", "-q", "-b", "main"]);
-    let dirs = [
-        "src/api", "src/core", "src/auth", "tests", "docs", "web/src", "infra", "scripts",
-    ];
-    let name = |i: usize| {
-        let d = dirs[i % dirs.len()];
-        let ext = match d {
-            "docs" => "md",
-            "web/src" => "ts",
-            "infra" => "tf",
-            "scripts" => "sh",
-            _ => "rs",
-        };
-        format!("{d}/m{:02}/file_{i:05}.{ext}", i % 37)
-    };
+    let name = bench_file_name;
     for i in 0..files {
         let p = path.join(name(i));
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();

@@ -150,8 +150,16 @@ pub fn gather(
     if !paths.sarif.is_empty() {
         let mut sarif_facts = SarifFacts::default();
         for p in &paths.sarif {
-            let report = sarif::parse(open(p)?, root).map_err(at(p))?;
-            add_sarif(&mut sarif_facts, report, &changed);
+            let mut added_lines = HashMap::new();
+            let report = sarif::parse_with(open(p)?, root, |f| {
+                add_finding(&mut sarif_facts, f, &changed, &mut added_lines)
+            })
+            .map_err(at(p))?;
+            for t in report.tools {
+                if !sarif_facts.tools.contains(&t) {
+                    sarif_facts.tools.push(t);
+                }
+            }
         }
         facts.sarif = Some(sarif_facts);
     }
@@ -271,51 +279,48 @@ fn coverage_facts(
     facts
 }
 
-/// Adds a SARIF report: a finding is new when it lies on a line the change added, or
-/// anywhere in a file the change added.
-fn add_sarif(facts: &mut SarifFacts, report: sarif::SarifReport, changed: &ChangedFiles<'_>) {
-    for t in report.tools {
-        if !facts.tools.contains(&t) {
-            facts.tools.push(t);
-        }
+/// Counts one SARIF finding: it is new when it lies on a line the change added, or
+/// anywhere in a file the change added. `added_lines` caches each file's added lines.
+fn add_finding<'c>(
+    facts: &mut SarifFacts,
+    f: sarif::Finding,
+    changed: &ChangedFiles<'c>,
+    added_lines: &mut HashMap<&'c str, BTreeSet<u32>>,
+) {
+    facts.total += 1;
+    let Some(path) = f.path.as_deref() else {
+        return;
+    };
+    let Some(file) = changed.find(path) else {
+        return;
+    };
+    let lines = added_lines
+        .entry(file.path.as_str())
+        .or_insert_with(|| file.added.iter().map(|l| l.number).collect());
+    let new = match (f.start_line, f.end_line) {
+        _ if file.status == FileStatus::Added => true,
+        (Some(s), Some(e)) => lines.range(s..=e.max(s)).next().is_some(),
+        (Some(s), None) => lines.contains(&s),
+        (None, _) => false,
+    };
+    if !new {
+        return;
     }
-    let mut added_lines: HashMap<&str, BTreeSet<u32>> = HashMap::new();
-    for f in report.findings {
-        facts.total += 1;
-        let Some(path) = f.path.as_deref() else {
-            continue;
-        };
-        let Some(file) = changed.find(path) else {
-            continue;
-        };
-        let lines = added_lines
-            .entry(file.path.as_str())
-            .or_insert_with(|| file.added.iter().map(|l| l.number).collect());
-        let new = match (f.start_line, f.end_line) {
-            _ if file.status == FileStatus::Added => true,
-            (Some(s), Some(e)) => lines.range(s..=e.max(s)).next().is_some(),
-            (Some(s), None) => lines.contains(&s),
-            (None, _) => false,
-        };
-        if !new {
-            continue;
-        }
-        let severity = match f.severity {
-            sarif::Severity::Critical => "critical",
-            sarif::Severity::High => "high",
-            sarif::Severity::Medium => "medium",
-            sarif::Severity::Low => "low",
-        };
-        *facts.new_by_severity.entry(severity.into()).or_default() += 1;
-        if facts.new.len() < 50 {
-            facts.new.push(NewFinding {
-                tool: f.tool,
-                rule_id: f.rule_id,
-                severity: severity.into(),
-                path: file.path.clone(),
-                line: f.start_line,
-                message: f.message,
-            });
-        }
+    let severity = match f.severity {
+        sarif::Severity::Critical => "critical",
+        sarif::Severity::High => "high",
+        sarif::Severity::Medium => "medium",
+        sarif::Severity::Low => "low",
+    };
+    *facts.new_by_severity.entry(severity.into()).or_default() += 1;
+    if facts.new.len() < 50 {
+        facts.new.push(NewFinding {
+            tool: f.tool,
+            rule_id: f.rule_id,
+            severity: severity.into(),
+            path: file.path.clone(),
+            line: f.start_line,
+            message: f.message,
+        });
     }
 }

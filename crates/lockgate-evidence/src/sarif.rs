@@ -1,8 +1,8 @@
 //! SARIF 2.1.0 (OASIS) from any analyzer: Semgrep, CodeQL, clippy-sarif, gitleaks….
 //!
-//! Streamed with typed deserialization: only the fields a finding needs are kept, the
-//! rest of the log (artifacts, code flows, graphs, invocations) is skipped as it is
-//! read, so memory follows the number of results, not the size of the file.
+//! Streamed: results are deserialized one at a time (only the fields a finding needs)
+//! and handed to the caller; the rest of the log (artifacts, code flows, graphs,
+//! invocations) is skipped as it is read. Memory stays flat in the size of the file.
 //!
 //! A result's level is its own `level`, else its rule's `defaultConfiguration.level`,
 //! else `warning` (SARIF §3.27.10). Results of kind other than `fail`, and suppressed
@@ -10,7 +10,7 @@
 //! others), on the result or its rule, refines the severity.
 
 use crate::{Bounded, EvidenceError, MAX_ITEMS, MAX_REPORT_BYTES, cut, normalize_path};
-use serde::de::IgnoredAny;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::io::Read;
 
@@ -49,20 +49,6 @@ pub struct SarifReport {
     pub findings: Vec<Finding>,
     /// Results not counted: suppressed, or of kind pass / informational / notApplicable.
     pub ignored: u64,
-}
-
-#[derive(Deserialize)]
-struct Log {
-    version: Option<String>,
-    #[serde(default)]
-    runs: Vec<Run>,
-}
-
-#[derive(Deserialize)]
-struct Run {
-    tool: Tool,
-    #[serde(default)]
-    results: Option<Vec<ResultObj>>,
 }
 
 #[derive(Deserialize)]
@@ -171,18 +157,51 @@ struct Region {
     end_line: Option<i64>,
 }
 
-/// Parses a SARIF log. `root` is the checkout's absolute path, stripped from absolute
-/// result paths.
+/// Parses a SARIF log, keeping every finding. `root` is the checkout's absolute path,
+/// stripped from absolute result paths.
 pub fn parse(reader: impl Read, root: Option<&str>) -> Result<SarifReport, EvidenceError> {
+    let mut findings = Vec::new();
+    let mut report = parse_with(reader, root, |f| findings.push(f))?;
+    report.findings = findings;
+    Ok(report)
+}
+
+/// Parses a SARIF log, handing each finding to `sink` as it is read: results are never
+/// held all at once, so memory stays flat whatever the number of results (unless a
+/// run lists its results before its tool, when that run's results are buffered).
+/// The returned report has tools and the ignored count, and no findings.
+pub fn parse_with(
+    reader: impl Read,
+    root: Option<&str>,
+    mut sink: impl FnMut(Finding),
+) -> Result<SarifReport, EvidenceError> {
     let reader = std::io::BufReader::new(Bounded::new(reader, MAX_REPORT_BYTES));
-    let log: Log = serde_json::from_reader(reader).map_err(|e| {
+    let mut state = State {
+        sink: &mut sink,
+        root,
+        report: SarifReport::default(),
+        count: 0,
+        too_large: false,
+    };
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let version = LogSeed { state: &mut state }
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v));
+    if state.too_large {
+        return Err(EvidenceError::TooLarge {
+            format: FORMAT,
+            what: "the number of results",
+            limit: MAX_ITEMS as u64,
+        });
+    }
+    let version = version.map_err(|e| {
         if e.is_io() {
             EvidenceError::malformed(FORMAT, e.to_string())
         } else {
             EvidenceError::malformed(FORMAT, format!("not a SARIF log: {e}"))
         }
     })?;
-    match log.version.as_deref() {
+    match version.as_deref() {
         Some(v) if v.starts_with("2.1") || v.starts_with("2.2") => {}
         Some(v) => {
             return Err(EvidenceError::malformed(
@@ -192,27 +211,182 @@ pub fn parse(reader: impl Read, root: Option<&str>) -> Result<SarifReport, Evide
         }
         None => return Err(EvidenceError::malformed(FORMAT, "no \"version\"")),
     }
-    let mut report = SarifReport::default();
-    for run in log.runs {
-        let tool = run.tool.driver.name;
-        let rules = &run.tool.driver.rules;
-        report.tools.push(tool.clone());
-        for r in run.results.unwrap_or_default() {
-            if !r.suppressions.is_empty() || r.kind.as_deref().is_some_and(|k| k != "fail") {
-                report.ignored += 1;
-                continue;
-            }
-            if report.findings.len() >= MAX_ITEMS {
-                return Err(EvidenceError::TooLarge {
-                    format: FORMAT,
-                    what: "the number of results",
-                    limit: MAX_ITEMS as u64,
-                });
-            }
-            report.findings.push(finding(&tool, rules, r, root));
+    Ok(state.report)
+}
+
+/// What the streaming visitors share.
+struct State<'a> {
+    sink: &'a mut dyn FnMut(Finding),
+    root: Option<&'a str>,
+    report: SarifReport,
+    count: usize,
+    too_large: bool,
+}
+
+impl State<'_> {
+    fn result<E: serde::de::Error>(
+        &mut self,
+        tool: &str,
+        rules: &[Rule],
+        r: ResultObj,
+    ) -> Result<(), E> {
+        if !r.suppressions.is_empty() || r.kind.as_deref().is_some_and(|k| k != "fail") {
+            self.report.ignored += 1;
+            return Ok(());
         }
+        self.count += 1;
+        if self.count > MAX_ITEMS {
+            self.too_large = true;
+            return Err(E::custom("too many results"));
+        }
+        (self.sink)(finding(tool, rules, r, self.root));
+        Ok(())
     }
-    Ok(report)
+}
+
+/// The log object: returns its `version`; streams `runs`; skips everything else.
+struct LogSeed<'s, 'a> {
+    state: &'s mut State<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for LogSeed<'_, '_> {
+    type Value = Option<String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LogSeed<'_, '_> {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a SARIF log object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut version = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "version" => version = map.next_value::<Option<String>>()?,
+                "runs" => map.next_value_seed(RunsSeed {
+                    state: &mut *self.state,
+                })?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(version)
+    }
+}
+
+/// `runs`: an array of run objects (null tolerated).
+struct RunsSeed<'s, 'a> {
+    state: &'s mut State<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for RunsSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RunsSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of runs")
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(RunSeed {
+                state: &mut *self.state,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+}
+
+/// One run: its tool (name and rules), then its results, streamed.
+struct RunSeed<'s, 'a> {
+    state: &'s mut State<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for RunSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RunSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a run object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut tool: Option<Tool> = None;
+        let mut early: Vec<ResultObj> = Vec::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "tool" => tool = Some(map.next_value()?),
+                "results" => match &tool {
+                    Some(t) => map.next_value_seed(ResultsSeed {
+                        state: &mut *self.state,
+                        tool: t,
+                    })?,
+                    // Results before the tool: rare; keep them until the rules arrive.
+                    None => {
+                        early = map
+                            .next_value::<Option<Vec<ResultObj>>>()?
+                            .unwrap_or_default()
+                    }
+                },
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let tool = tool.ok_or_else(|| serde::de::Error::missing_field("tool"))?;
+        for r in early {
+            self.state
+                .result(&tool.driver.name, &tool.driver.rules, r)?;
+        }
+        self.state.report.tools.push(tool.driver.name);
+        Ok(())
+    }
+}
+
+/// `results`: each result object is read, turned into a finding and dropped.
+struct ResultsSeed<'s, 'a, 't> {
+    state: &'s mut State<'a>,
+    tool: &'t Tool,
+}
+
+impl<'de> DeserializeSeed<'de> for ResultsSeed<'_, '_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ResultsSeed<'_, '_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of results")
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(r) = seq.next_element::<ResultObj>()? {
+            self.state
+                .result(&self.tool.driver.name, &self.tool.driver.rules, r)?;
+        }
+        Ok(())
+    }
 }
 
 fn finding(tool: &str, rules: &[Rule], r: ResultObj, root: Option<&str>) -> Finding {
@@ -360,5 +534,27 @@ mod tests {
     fn percent_decoding_never_splits_characters() {
         assert_eq!(percent_decode("a%20b%zz%"), "a b%zz%");
         assert_eq!(percent_decode("%é%41"), "%éA");
+    }
+
+    #[test]
+    fn results_before_the_tool_and_version_last_still_resolve_rules() {
+        let log = br#"{"runs":[{"results":[{"ruleIndex":0,"message":{"text":"m"},
+            "locations":[{"physicalLocation":{"artifactLocation":{"uri":"a.rs"},"region":{"startLine":3}}}]}],
+            "tool":{"driver":{"name":"t","rules":[{"id":"R0","defaultConfiguration":{"level":"error"}}]}}},
+            {"tool":{"driver":{"name":"u"}},"results":null}],
+            "version":"2.1.0"}"#;
+        let r = parse(&log[..], None).unwrap();
+        assert_eq!(r.tools, ["t", "u"]);
+        assert_eq!(r.findings.len(), 1);
+        assert_eq!(
+            (r.findings[0].rule_id.as_str(), r.findings[0].severity),
+            ("R0", Severity::High)
+        );
+        let mut seen = 0;
+        let streamed = parse_with(&log[..], None, |_| seen += 1).unwrap();
+        assert_eq!((seen, streamed.findings.len()), (1, 0));
+        // A run without a tool and trailing garbage are errors.
+        assert!(parse(&br#"{"version":"2.1.0","runs":[{"results":[]}]}"#[..], None).is_err());
+        assert!(parse(&br#"{"version":"2.1.0","runs":[]} {}"#[..], None).is_err());
     }
 }
