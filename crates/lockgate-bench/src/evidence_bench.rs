@@ -148,7 +148,7 @@ fn write_lcov(path: &Path, bytes: u64) -> u64 {
         rec.push_str("BRDA:10,0,0,1\nBRDA:10,0,1,0\nBRF:2\nBRH:1\nLF:60\n");
         rec.push_str(&format!(
             "LH:{}\nend_of_record\n",
-            (1..=60u64).filter(|l| (l * n) % 4 != 0).count()
+            (1..=60u64).filter(|l| !(l * n).is_multiple_of(4)).count()
         ));
         w.write_all(rec.as_bytes()).unwrap();
         written += rec.len() as u64;
