@@ -272,8 +272,8 @@ pub fn run(keep: Option<PathBuf>, verbose: bool) -> Result<u8> {
         }
     );
     println!(
-        "  {:<18} {:<30} {:<15} {:<9} {:<9} {:<11} first reason",
-        "branch", "author", "verdict", "route", "impact", "provenance"
+        "  {:<18} {:<30} {:<15} {:<9} {:<9} {:<11} {:<6} first reason",
+        "branch", "author", "verdict", "route", "impact", "provenance", "trust"
     );
     let mut mismatches = Vec::new();
     for s in SCENARIOS {
@@ -311,14 +311,15 @@ pub fn run(keep: Option<PathBuf>, verbose: bool) -> Result<u8> {
             .map(|c| c.status.as_str())
             .unwrap_or("-");
         println!(
-            "  {:<18} {:<30} {:<15} {:<9} {:<9} {:<11} {}",
+            "  {:<18} {:<30} {:<15} {:<9} {:<9} {:<11} {:<6} {}",
             s.branch,
             author,
             d.verdict.as_str(),
             route,
             d.impact.as_str(),
             provenance,
-            truncate(&first, 80)
+            d.trust.score,
+            truncate(&first, 72)
         );
         if d.verdict.as_str() != s.expect {
             mismatches.push(format!(

@@ -157,7 +157,7 @@ pub fn parse_lcov(
         }
         number += 1;
         let text = String::from_utf8_lossy(&line);
-        let text = text.trim();
+        let text = text.trim().trim_start_matches('\u{feff}');
         if let Some(path) = text.strip_prefix("SF:") {
             if let Some((p, lines)) = current.take() {
                 b.section(FORMAT, p, lines, false)?;
@@ -351,7 +351,7 @@ mod tests {
 
     #[test]
     fn lcov_sections_merge_and_bad_records_are_skipped() {
-        let text = "TN:unit\nSF:/ci/repo/src/a.rs\nFN:1,main\nDA:1,3\nDA:2,0\nDA:x,1\nDA:3,-1\nLF:9\nLH:9\nend_of_record\nTN:integration\nSF:/ci/repo/src/a.rs\nDA:2,4\nend_of_record\nSF:src/other.rs\nDA:1,0\nDA:2,0\nend_of_record\n";
+        let text = "\u{feff}TN:unit\r\nSF:/ci/repo/src/a.rs\nFN:1,main\nDA:1,3\nDA:2,0\nDA:x,1\nDA:3,-1\nLF:9\nLH:9\nend_of_record\nTN:integration\nSF:/ci/repo/src/a.rs\nDA:2,4\nend_of_record\nSF:src/other.rs\nDA:1,0\nDA:2,0\nend_of_record\n";
         let r = parse_lcov(text.as_bytes(), Some("/ci/repo"), &|p| p == "src/a.rs").unwrap();
         assert_eq!(r.files["src/a.rs"], BTreeMap::from([(1, 3), (2, 4)]));
         assert_eq!(r.skipped_records, 2);
