@@ -92,6 +92,7 @@ pub fn run(request: &CheckRequest) -> Result<CheckResult> {
     stage("read_change");
 
     let assessor = Assessor::new(&config).context("compiling .lockgate.toml rules")?;
+    stage("compile_rules");
     let findings = assessor.scan_secrets(&mut change);
     let mut input = assessor.assess(&change, &findings, codeowners.as_ref());
     stage("assess");
