@@ -481,6 +481,10 @@ fn sarif_output_is_valid_sarif_2_1_0() {
     assert_eq!(location["region"]["startLine"], 1);
     assert_eq!(location["region"]["startColumn"], 18);
     assert_eq!(location["region"]["endColumn"], 38);
+    // The trust score and its factors ride along in the run's property bag.
+    let properties = &json["runs"][0]["properties"];
+    assert!(properties["trustScore"].as_u64().unwrap() <= 100);
+    assert_eq!(properties["trustFactors"].as_array().unwrap().len(), 7);
 }
 
 #[test]

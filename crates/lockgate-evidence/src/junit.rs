@@ -45,10 +45,25 @@ pub fn parse(reader: impl Read) -> Result<TestReport, EvidenceError> {
     let mut saw_suite = false;
     // The open test case: name, file, outcome so far.
     let mut case: Option<(String, Option<String>, Outcome)> = None;
+    // Open <testsuite> elements: what each declares, and the counts when it opened.
+    let mut suites: Vec<SuiteMark> = Vec::new();
     loop {
         match xml.next()? {
             XmlEvent::Start { name, attrs, empty } => match name.as_str() {
-                "testsuites" | "testsuite" => saw_suite = true,
+                "testsuites" => saw_suite = true,
+                "testsuite" => {
+                    saw_suite = true;
+                    if !empty && suites.len() < 64 {
+                        let number =
+                            |k: &str| attrs.get(k).and_then(|v| v.trim().parse::<u64>().ok());
+                        suites.push(SuiteMark {
+                            tests: number("tests"),
+                            skipped: number("skipped").or(number("disabled")),
+                            total_before: report.total,
+                            skipped_before: report.skipped,
+                        });
+                    }
+                }
                 "testcase" => {
                     let test = match (attrs.get("classname"), attrs.get("name")) {
                         (Some(c), Some(n)) if !c.is_empty() => format!("{c}.{n}"),
@@ -88,6 +103,11 @@ pub fn parse(reader: impl Read) -> Result<TestReport, EvidenceError> {
                     count(&mut report, test, file, outcome)?;
                 }
             }
+            XmlEvent::End { name } if name == "testsuite" => {
+                if let Some(mark) = suites.pop() {
+                    add_unlisted_skips(&mut report, &mark);
+                }
+            }
             XmlEvent::End { .. } | XmlEvent::Text(_) => {}
             XmlEvent::Eof => break,
         }
@@ -99,6 +119,32 @@ pub fn parse(reader: impl Read) -> Result<TestReport, EvidenceError> {
         ));
     }
     Ok(report)
+}
+
+/// A `<testsuite>` as it opened.
+struct SuiteMark {
+    tests: Option<u64>,
+    skipped: Option<u64>,
+    total_before: u64,
+    skipped_before: u64,
+}
+
+/// Some writers (Rust's libtest `--format junit`) count ignored tests in the suite's
+/// `tests` and `skipped` attributes without listing them as test cases. When a suite
+/// declares more skipped tests than it listed, and more tests than it listed, the
+/// difference is counted as skipped — never as passed or failed.
+fn add_unlisted_skips(report: &mut TestReport, mark: &SuiteMark) {
+    let (Some(tests), Some(skipped)) = (mark.tests, mark.skipped) else {
+        return;
+    };
+    let listed = report.total - mark.total_before;
+    let listed_skipped = report.skipped - mark.skipped_before;
+    let missing = skipped
+        .saturating_sub(listed_skipped)
+        .min(tests.saturating_sub(listed))
+        .min(MAX_ITEMS as u64);
+    report.total += missing;
+    report.skipped += missing;
 }
 
 enum Outcome {

@@ -1,6 +1,7 @@
 //! The parsers on real reports: SARIF from the SARIF multitool and gitleaks, Cobertura
 //! from JaCoCo-style and Istanbul producers with pycobertura's expectations, lcov,
-//! Cobertura and JUnit from coverage.py and pytest, and Terraform plans from Terraform
+//! Cobertura and JUnit from coverage.py and pytest, JUnit from Rust's libtest, and
+//! Terraform plans from Terraform
 //! itself (see tests/data/SOURCES.md).
 
 use lockgate_evidence::coverage::{parse_cobertura, parse_file, parse_lcov};
@@ -173,6 +174,21 @@ fn pytest_junit() {
         names.contains(&"tests.test_pricing.test_wrong_on_purpose"),
         "{names:?}"
     );
+}
+
+/// Rust's own test harness (`cargo test -- -Z unstable-options --format junit`) counts
+/// the ignored test in `tests`/`skipped` but does not list it, and puts no message on
+/// the failure (`type="assert"`, the panic in `<system-out>`).
+#[test]
+fn libtest_junit() {
+    let r = junit::parse(read("generated/libtest-junit.xml").as_slice()).unwrap();
+    assert_eq!(
+        (r.total, r.passed, r.failed, r.errored, r.skipped),
+        (4, 2, 1, 0, 1),
+        "{r:?}"
+    );
+    assert_eq!(r.failures[0].name, "tests.wrong_on_purpose");
+    assert_eq!(r.failures[0].message, "assert");
 }
 
 #[test]

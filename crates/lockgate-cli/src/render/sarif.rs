@@ -73,7 +73,11 @@ pub(super) fn render(d: &Decision) -> String {
                 "blocked": d.verdict == Verdict::Blocked,
                 "inputDigest": d.input_digest,
                 "trustScore": d.trust.score,
-                "trustBand": d.trust.band.as_str()
+                "trustBand": d.trust.band.as_str(),
+                "trustFactors": d.trust.factors.iter().map(|f| json!({
+                    "name": f.name, "score": f.score, "weight": f.weight,
+                    "measured": f.measured, "detail": f.detail
+                })).collect::<Vec<_>>()
             }
         }]
     });
