@@ -529,3 +529,25 @@ fn terraform_plans_flag_destroyed_state_and_access_changes() {
     assert_eq!(d["route"], "gate");
     assert!(approval_rules(&d).contains(&"evidence.terraform_access".to_string()));
 }
+
+#[test]
+fn invalid_trust_settings_are_tool_errors() {
+    let r = pyproj();
+    let dir = tempfile::tempdir().unwrap();
+    for (toml, expect) in [
+        (
+            "[trust]\nfast = 30\nnormal = 60\n",
+            "normal (60) ≤ fast (30)",
+        ),
+        (
+            "[[trust.models]]\npattern = \"x-*\"\ntier = \"mythic\"\n",
+            "mythic",
+        ),
+        ("[trust]\nrequire = [\"vibes\"]\n", "vibes"),
+    ] {
+        let config = write_config(dir.path(), toml);
+        let run = lockgate(&r, &["check", "--base", "main", "--config", arg(&config)]);
+        assert_eq!(run.code, 1, "{toml}: {}", run.stdout);
+        assert!(run.stderr.contains(expect), "{toml}: {}", run.stderr);
+    }
+}

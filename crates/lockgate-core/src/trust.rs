@@ -146,6 +146,33 @@ impl TrustSettings {
         if !self.tiers.contains_key("unknown") {
             return Err("trust.tiers must define `unknown`".into());
         }
+        if let Some((tier, score)) = self.tiers.iter().find(|(_, s)| **s > 100) {
+            return Err(format!(
+                "trust.tiers.{tier} = {score}: sub-scores are 0–100"
+            ));
+        }
+        if self.neutral > 100 {
+            return Err(format!(
+                "trust.neutral = {}: sub-scores are 0–100",
+                self.neutral
+            ));
+        }
+        let w = &self.weights;
+        let weights = [
+            w.model,
+            w.provenance,
+            w.tests,
+            w.coverage,
+            w.analysis,
+            w.size,
+            w.track_record,
+        ];
+        if weights.iter().all(|w| *w == 0) {
+            return Err("trust.weights: at least one weight must be above 0".into());
+        }
+        if weights.iter().any(|w| *w > 1000) {
+            return Err("trust.weights: weights are relative; keep each at or below 1000".into());
+        }
         Ok(())
     }
 
@@ -545,7 +572,29 @@ mod tests {
             pattern: "x".into(),
             tier: "legendary".into(),
         });
-        assert!(custom.validate().is_err());
+        assert!(custom.validate().unwrap_err().contains("legendary"));
+        let zero = TrustSettings {
+            weights: Weights {
+                model: 0,
+                provenance: 0,
+                tests: 0,
+                coverage: 0,
+                analysis: 0,
+                size: 0,
+                track_record: 0,
+            },
+            ..TrustSettings::default()
+        };
+        assert!(zero.validate().unwrap_err().contains("weight"));
+        let inverted = TrustSettings {
+            fast: 30,
+            normal: 60,
+            ..TrustSettings::default()
+        };
+        assert!(inverted.validate().is_err());
+        let mut over = TrustSettings::default();
+        over.tiers.insert("frontier".into(), 101);
+        assert!(over.validate().unwrap_err().contains("frontier"));
     }
 
     #[test]
