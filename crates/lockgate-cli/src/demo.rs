@@ -60,7 +60,18 @@ struct Scenario {
     expect: &'static str,
     /// Whether the agent signed its session (`lockgate attest`) with the trusted key.
     attested: bool,
+    /// The JUnit XML the scenario's CI run produced, if any (`check --junit`).
+    junit: Option<&'static str>,
 }
+
+/// A CI test run with one failing test, as pytest or cargo would write it.
+const RED_JUNIT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<testsuites><testsuite name="api_test" tests="3" failures="1" errors="0" skipped="0">
+<testcase classname="api_test" name="health" time="0.001"/>
+<testcase classname="api_test" name="version" time="0.001"/>
+<testcase classname="api_test" name="health_is_json" time="0.002"><failure message="assertion failed: body.starts_with('{')" type="assert"/></testcase>
+</testsuite></testsuites>
+"#;
 
 const BASE_FILES: &[(&str, &str)] = &[
     ("README.md", "# acme-api\n\nThe Acme API service.\n"),
@@ -112,6 +123,22 @@ const SCENARIOS: &[Scenario] = &[
         )],
         expect: "auto_merge",
         attested: true,
+        junit: None,
+    },
+    Scenario {
+        branch: "agent/tests-red",
+        title: "Claude Code adds a test, and CI says it fails",
+        who: CLAUDE,
+        message: "test: health returns JSON",
+        edits: &[(
+            "tests/api_test.rs",
+            Some(
+                "#[test]\nfn health() {\n    assert_eq!(acme::api::health(), \"ok\");\n}\n\n#[test]\nfn health_is_json() {\n    assert!(acme::api::health().starts_with('{'));\n}\n",
+            ),
+        )],
+        expect: "needs_approval",
+        attested: true,
+        junit: Some(RED_JUNIT),
     },
     Scenario {
         branch: "agent/feature",
@@ -134,6 +161,7 @@ const SCENARIOS: &[Scenario] = &[
         ],
         expect: "needs_approval",
         attested: true,
+        junit: None,
     },
     Scenario {
         branch: "agent/auth",
@@ -146,6 +174,7 @@ const SCENARIOS: &[Scenario] = &[
         )],
         expect: "needs_approval",
         attested: true,
+        junit: None,
     },
     Scenario {
         branch: "agent/leak",
@@ -159,6 +188,7 @@ const SCENARIOS: &[Scenario] = &[
         )],
         expect: "blocked",
         attested: true,
+        junit: None,
     },
     Scenario {
         branch: "agent/own-gate",
@@ -173,6 +203,7 @@ const SCENARIOS: &[Scenario] = &[
         )],
         expect: "needs_approval",
         attested: true,
+        junit: None,
     },
     Scenario {
         branch: "agent/devin-auth",
@@ -185,6 +216,7 @@ const SCENARIOS: &[Scenario] = &[
         )],
         expect: "blocked",
         attested: false,
+        junit: None,
     },
     Scenario {
         branch: "deps/serde",
@@ -205,6 +237,7 @@ const SCENARIOS: &[Scenario] = &[
         ],
         expect: "needs_approval",
         attested: false,
+        junit: None,
     },
     Scenario {
         branch: "agent/unsigned",
@@ -217,6 +250,7 @@ const SCENARIOS: &[Scenario] = &[
         )],
         expect: "needs_approval",
         attested: false,
+        junit: None,
     },
     Scenario {
         branch: "human/ci",
@@ -231,6 +265,7 @@ const SCENARIOS: &[Scenario] = &[
         )],
         expect: "auto_merge",
         attested: false,
+        junit: None,
     },
 ];
 
@@ -277,6 +312,13 @@ pub fn run(keep: Option<PathBuf>, verbose: bool) -> Result<u8> {
     );
     let mut mismatches = Vec::new();
     for s in SCENARIOS {
+        let mut evidence = lockgate_evidence::facts::EvidencePaths::default();
+        if let Some(xml) = s.junit {
+            // The CI job's report: an untracked file (check reads commits, not the work tree).
+            let path = dir.join(format!("{}.junit.xml", s.branch.replace('/', "-")));
+            std::fs::write(&path, xml)?;
+            evidence.junit.push(path);
+        }
         let request = CheckRequest {
             repo: dir.clone(),
             base: "main".into(),
@@ -284,7 +326,7 @@ pub fn run(keep: Option<PathBuf>, verbose: bool) -> Result<u8> {
             config_file: None,
             policy_dir: None,
             rules_at: None,
-            evidence: Default::default(),
+            evidence,
             ledger: None,
         };
         let result = check::run(&request).with_context(|| format!("checking {}", s.branch))?;
