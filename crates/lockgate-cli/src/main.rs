@@ -59,6 +59,10 @@ enum Command {
     ///   lockgate check --base origin/main --head HEAD
     ///   lockgate check --base main --format markdown --output "$GITHUB_STEP_SUMMARY"
     ///   lockgate check --base main --format sarif --output lockgate.sarif
+    ///   lockgate check --base main --junit junit.xml --coverage lcov.info --sarif semgrep.sarif
+    ///
+    /// The trust score (0–100, every factor shown) comes from the attested model, the
+    /// provenance, and the evidence flags below; see docs/trust.md.
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Check(CheckArgs),
     /// Build a throwaway repository with agent, bot and human changes and check each.
