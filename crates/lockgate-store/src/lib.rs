@@ -1,0 +1,490 @@
+//! Lockgate's ledger: the shared state of `lockgate serve`.
+//!
+//! One interface, [`Store`], over two real backends through sqlx's `Any` driver: an
+//! embedded SQLite file (the default: nothing to set up) and PostgreSQL (for teams and
+//! for several server replicas). Both run the same migrations (`migrations/`, written in
+//! the SQL both speak: portable types, application-made ids, `ON CONFLICT` upserts) and
+//! the same statements, so they behave the same; the test suite runs every case on both.
+//!
+//! What it holds: repositories, agents, attestations, decisions (with the input digest
+//! they were made from), approvals bound to a head commit, merge outcomes (an agent's
+//! track record) and merge holds. Authorization (who may approve what) is the server's
+//! job; the store enforces shape, bounds and idempotence.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), lockgate_store::StoreError> {
+//! let store = lockgate_store::Store::open("sqlite:///var/lib/lockgate/ledger.db").await?;
+//! let approvals = store.approvals_for_head("acme/api", "pr/42", "3f1c…").await?;
+//! # Ok(()) }
+//! ```
+
+mod records;
+pub mod scratch;
+
+pub use records::*;
+use records::{
+    APPROVAL_COLUMNS, ATTESTATION_COLUMNS, DECISION_COLUMNS, HOLD_COLUMNS, approval_from_row,
+    attestation_from_row, check_len, decision_from_row, hold_from_row,
+};
+
+use lockgate_core::trust::TrackRecord;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+use std::time::Duration;
+
+/// The migrations, embedded at build time.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database URL {0:?}: expected sqlite://PATH or postgres://…")]
+    BadUrl(String),
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// The ledger.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A fresh random id (128 bits, hex).
+fn new_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` and brings its schema up to
+    /// date. `sqlite://PATH` (a file; `sqlite::memory:` for a throwaway) or
+    /// `postgres://user@host/db`.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let url = if rest == ":memory:" || rest.contains("mode=") {
+                url.to_string()
+            } else {
+                format!("sqlite:{rest}?mode=rwc")
+            };
+            (Backend::Sqlite, url)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            return Err(StoreError::BadUrl(url.to_string()));
+        };
+        let options = AnyPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(10))
+            .max_connections(match backend {
+                // One writer at a time anyway; a few readers alongside (WAL).
+                Backend::Sqlite if url.contains(":memory:") => 1,
+                Backend::Sqlite => 4,
+                Backend::Postgres => 16,
+            })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // Durable on commit (a crash or kill -9 loses nothing committed),
+                        // readers never block the writer, writers wait instead of failing.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            });
+        let pool = options.connect(&url).await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes every connection (graceful shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Records a repository by name (idempotent).
+    pub async fn ensure_repository(&self, name: &str) -> Result<(), StoreError> {
+        check_len("repo", name, 1, MAX_NAME)?;
+        sqlx::query(
+            "INSERT INTO repositories (name, created_ms) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records an agent identity (idempotent; display and kind are updated).
+    pub async fn upsert_agent(
+        &self,
+        id: &str,
+        display: &str,
+        kind: &str,
+    ) -> Result<(), StoreError> {
+        check_len("agent", id, 1, MAX_NAME)?;
+        check_len("display", display, 0, MAX_NAME)?;
+        check_len("kind", kind, 1, 32)?;
+        sqlx::query(
+            "INSERT INTO agents (id, display, kind, created_ms) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO UPDATE SET display = excluded.display, kind = excluded.kind",
+        )
+        .bind(id)
+        .bind(display)
+        .bind(kind)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a decision. The same input for the same head is the same decision:
+    /// recording it again returns the stored one (`inserted` false).
+    pub async fn record_decision(
+        &self,
+        d: &NewDecision,
+    ) -> Result<Recorded<DecisionRecord>, StoreError> {
+        d.validate()?;
+        self.ensure_repository(&d.repo).await?;
+        let id = new_id();
+        let result = sqlx::query(
+            "INSERT INTO decisions (id, repo, change_ref, base_sha, head_sha, verdict, input_digest, \
+             author_kind, agent, trust_score, document, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (repo, head_sha, input_digest) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(&d.repo)
+        .bind(&d.change_ref)
+        .bind(&d.base_sha)
+        .bind(&d.head_sha)
+        .bind(&d.verdict)
+        .bind(&d.input_digest)
+        .bind(&d.author_kind)
+        .bind(d.agent.as_deref())
+        .bind(i64::from(d.trust_score))
+        .bind(&d.document)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {DECISION_COLUMNS} FROM decisions WHERE repo = $1 AND head_sha = $2 AND input_digest = $3"
+        ))
+        .bind(&d.repo)
+        .bind(&d.head_sha)
+        .bind(&d.input_digest)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Recorded {
+            record: decision_from_row(&row)?,
+            changed: result.rows_affected() == 1,
+        })
+    }
+
+    /// Every decision for a change, oldest first.
+    pub async fn decision_history(
+        &self,
+        repo: &str,
+        change_ref: &str,
+    ) -> Result<Vec<DecisionRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DECISION_COLUMNS} FROM decisions WHERE repo = $1 AND change_ref = $2 \
+             ORDER BY created_ms, id LIMIT {MAX_LIST}"
+        ))
+        .bind(repo)
+        .bind(change_ref)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decision_from_row).collect()
+    }
+
+    /// Decisions made for a head commit (any change that had it), oldest first.
+    pub async fn decisions_for_commit(
+        &self,
+        repo: &str,
+        head_sha: &str,
+    ) -> Result<Vec<DecisionRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DECISION_COLUMNS} FROM decisions WHERE repo = $1 AND head_sha = $2 \
+             ORDER BY created_ms, id LIMIT {MAX_LIST}"
+        ))
+        .bind(repo)
+        .bind(head_sha)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decision_from_row).collect()
+    }
+
+    /// Changes whose latest decision needs approval, oldest first (the pending queue).
+    pub async fn pending(
+        &self,
+        repo: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DecisionRecord>, StoreError> {
+        let limit = limit.min(MAX_LIST);
+        let sql = format!(
+            "SELECT {DECISION_COLUMNS} FROM decisions d WHERE d.verdict = 'needs_approval' \
+             AND ($1 = '' OR d.repo = $2) \
+             AND NOT EXISTS (SELECT 1 FROM decisions n WHERE n.repo = d.repo AND n.change_ref = d.change_ref \
+                 AND (n.created_ms > d.created_ms OR (n.created_ms = d.created_ms AND n.id > d.id))) \
+             ORDER BY d.created_ms, d.id LIMIT {limit}"
+        );
+        let repo = repo.unwrap_or("");
+        let rows = sqlx::query(&sql)
+            .bind(repo)
+            .bind(repo)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decision_from_row).collect()
+    }
+
+    /// Records an approval or a change request for an exact head commit. One row per
+    /// person per head: recording the same state again changes nothing (idempotent);
+    /// a different state replaces the earlier one.
+    pub async fn record_approval(
+        &self,
+        a: &NewApproval,
+    ) -> Result<Recorded<ApprovalRecord>, StoreError> {
+        a.validate()?;
+        self.ensure_repository(&a.repo).await?;
+        let id = new_id();
+        let now = now_ms();
+        let result = sqlx::query(
+            "INSERT INTO approvals (id, repo, change_ref, head_sha, approver, state, source, comment, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (repo, change_ref, head_sha, approver) DO UPDATE \
+             SET state = excluded.state, source = excluded.source, comment = excluded.comment, \
+                 created_ms = excluded.created_ms \
+             WHERE approvals.state <> excluded.state",
+        )
+        .bind(&id)
+        .bind(&a.repo)
+        .bind(&a.change_ref)
+        .bind(&a.head_sha)
+        .bind(&a.approver)
+        .bind(a.state.as_str())
+        .bind(&a.source)
+        .bind(&a.comment)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals \
+             WHERE repo = $1 AND change_ref = $2 AND head_sha = $3 AND approver = $4"
+        ))
+        .bind(&a.repo)
+        .bind(&a.change_ref)
+        .bind(&a.head_sha)
+        .bind(&a.approver)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Recorded {
+            record: approval_from_row(&row)?,
+            changed: result.rows_affected() == 1,
+        })
+    }
+
+    /// The approvals and change requests given for exactly this head of a change.
+    /// Those given for earlier heads do not count: a new push needs new approvals.
+    pub async fn approvals_for_head(
+        &self,
+        repo: &str,
+        change_ref: &str,
+        head_sha: &str,
+    ) -> Result<Vec<ApprovalRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE repo = $1 AND change_ref = $2 AND head_sha = $3 \
+             ORDER BY created_ms, id LIMIT {MAX_LIST}"
+        ))
+        .bind(repo)
+        .bind(change_ref)
+        .bind(head_sha)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(approval_from_row).collect()
+    }
+
+    /// Records what became of a change (idempotent per commit and outcome).
+    pub async fn record_outcome(&self, o: &NewOutcome) -> Result<bool, StoreError> {
+        o.validate()?;
+        self.ensure_repository(&o.repo).await?;
+        let result = sqlx::query(
+            "INSERT INTO outcomes (id, repo, change_ref, commit_sha, agent, outcome, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (repo, commit_sha, outcome) DO NOTHING",
+        )
+        .bind(new_id())
+        .bind(&o.repo)
+        .bind(&o.change_ref)
+        .bind(&o.commit_sha)
+        .bind(o.agent.as_deref())
+        .bind(o.outcome.as_str())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// An agent's merged / reverted / rejected counts across repositories.
+    pub async fn track_record(&self, agent: &str) -> Result<TrackRecord, StoreError> {
+        let rows = sqlx::query(
+            "SELECT outcome, COUNT(*) AS n FROM outcomes WHERE agent = $1 GROUP BY outcome",
+        )
+        .bind(agent)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut record = TrackRecord::default();
+        for row in rows {
+            let outcome: String = row.try_get("outcome")?;
+            let n: i64 = row.try_get("n")?;
+            let n = n.max(0) as u64;
+            match outcome.as_str() {
+                "merged" => record.merged = n,
+                "reverted" => record.reverted = n,
+                "rejected" => record.rejected = n,
+                _ => {}
+            }
+        }
+        Ok(record)
+    }
+
+    /// Places a merge hold; returns it.
+    pub async fn place_hold(&self, h: &NewHold) -> Result<HoldRecord, StoreError> {
+        h.validate()?;
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO holds (id, scope, target, reason, placed_by, created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&id)
+        .bind(h.scope.as_str())
+        .bind(&h.target)
+        .bind(&h.reason)
+        .bind(&h.placed_by)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        self.hold(&id).await
+    }
+
+    /// Releases a hold (a person does this). Releasing a released hold changes nothing.
+    pub async fn release_hold(
+        &self,
+        id: &str,
+        released_by: &str,
+    ) -> Result<HoldRecord, StoreError> {
+        check_len("released_by", released_by, 1, MAX_NAME)?;
+        sqlx::query(
+            "UPDATE holds SET released_by = $1, released_ms = $2 WHERE id = $3 AND released_ms IS NULL",
+        )
+        .bind(released_by)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        self.hold(id).await
+    }
+
+    /// One hold by id.
+    pub async fn hold(&self, id: &str) -> Result<HoldRecord, StoreError> {
+        let row = sqlx::query(&format!("SELECT {HOLD_COLUMNS} FROM holds WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("hold {id}")))?;
+        hold_from_row(&row)
+    }
+
+    /// Holds not yet released, oldest first.
+    pub async fn active_holds(&self) -> Result<Vec<HoldRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {HOLD_COLUMNS} FROM holds WHERE released_ms IS NULL ORDER BY created_ms, id LIMIT {MAX_LIST}"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(hold_from_row).collect()
+    }
+
+    /// Records an attestation bundle for a commit (idempotent per bundle digest).
+    pub async fn record_attestation(&self, a: &NewAttestation) -> Result<bool, StoreError> {
+        a.validate()?;
+        self.ensure_repository(&a.repo).await?;
+        let result = sqlx::query(
+            "INSERT INTO attestations (id, repo, commit_sha, agent, model, digest, bundle, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (repo, commit_sha, digest) DO NOTHING",
+        )
+        .bind(new_id())
+        .bind(&a.repo)
+        .bind(&a.commit_sha)
+        .bind(&a.agent)
+        .bind(a.model.as_deref())
+        .bind(&a.digest)
+        .bind(&a.bundle)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Attestations recorded for a commit, oldest first.
+    pub async fn attestations_for_commit(
+        &self,
+        repo: &str,
+        commit_sha: &str,
+    ) -> Result<Vec<AttestationRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ATTESTATION_COLUMNS} FROM attestations WHERE repo = $1 AND commit_sha = $2 \
+             ORDER BY created_ms, id LIMIT {MAX_LIST}"
+        ))
+        .bind(repo)
+        .bind(commit_sha)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(attestation_from_row).collect()
+    }
+
+    /// Row counts per table (for `/metrics` and tests).
+    pub async fn counts(&self) -> Result<Counts, StoreError> {
+        let count = |table: &'static str| {
+            let pool = self.pool.clone();
+            async move {
+                let row: AnyRow = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
+                    .fetch_one(&pool)
+                    .await?;
+                Ok::<u64, StoreError>(row.try_get::<i64, _>("n")?.max(0) as u64)
+            }
+        };
+        Ok(Counts {
+            decisions: count("decisions").await?,
+            approvals: count("approvals").await?,
+            outcomes: count("outcomes").await?,
+            holds: count("holds").await?,
+            attestations: count("attestations").await?,
+        })
+    }
+}

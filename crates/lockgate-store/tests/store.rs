@@ -1,0 +1,373 @@
+//! The ledger's behaviour, case by case, on both backends: an SQLite file and a
+//! PostgreSQL database (a scratch database on the server `LOCKGATE_TEST_DATABASE_URL`
+//! names; without it the PostgreSQL half prints a notice and is skipped).
+
+use lockgate_store::scratch::{self, TEST_DATABASE_URL};
+use lockgate_store::*;
+use std::future::Future;
+
+/// Runs `case` against a fresh SQLite file and a fresh PostgreSQL database.
+fn on_both<F, Fut>(name: &str, case: F)
+where
+    F: Fn(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("ledger.db").display());
+        let store = Store::open(&url).await.unwrap();
+        assert_eq!(store.backend(), Backend::Sqlite);
+        case(store.clone()).await;
+        store.close().await;
+
+        match std::env::var(TEST_DATABASE_URL) {
+            Ok(admin) if !admin.is_empty() => {
+                let (url, db) = scratch::create_database(&admin).await.unwrap();
+                let store = Store::open(&url).await.unwrap();
+                assert_eq!(store.backend(), Backend::Postgres);
+                eprintln!("{name}: PostgreSQL half on scratch database {db}");
+                case(store.clone()).await;
+                store.close().await;
+                scratch::drop_database(&admin, &db).await.unwrap();
+            }
+            _ => notice(name),
+        }
+    });
+}
+
+/// Says, past the test harness's output capture, that PostgreSQL was skipped.
+fn notice(name: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "NOTICE: {name}: PostgreSQL half skipped — set {TEST_DATABASE_URL}=postgres://user@host/db to run it"
+    );
+}
+
+const HEAD1: &str = "1111111111111111111111111111111111111111";
+const HEAD2: &str = "2222222222222222222222222222222222222222";
+const BASE: &str = "0000000000000000000000000000000000000000";
+
+fn digest(n: u8) -> String {
+    format!("sha256:{}", format!("{n:02x}").repeat(32))
+}
+
+fn decision(change: &str, head: &str, verdict: &str, n: u8) -> NewDecision {
+    NewDecision {
+        repo: "acme/api".into(),
+        change_ref: change.into(),
+        base_sha: BASE.into(),
+        head_sha: head.into(),
+        verdict: verdict.into(),
+        input_digest: digest(n),
+        author_kind: "agent".into(),
+        agent: Some("claude-code".into()),
+        trust_score: 71,
+        document: format!("{{\"verdict\":\"{verdict}\"}}"),
+    }
+}
+
+fn approval(head: &str, who: &str, state: ApprovalState) -> NewApproval {
+    NewApproval {
+        repo: "acme/api".into(),
+        change_ref: "pr/1".into(),
+        head_sha: head.into(),
+        approver: who.into(),
+        state,
+        source: "web".into(),
+        comment: String::new(),
+    }
+}
+
+#[test]
+fn decisions_are_idempotent_per_input_and_listed_by_change_and_commit() {
+    on_both("decisions", |store| async move {
+        let first = store
+            .record_decision(&decision("pr/1", HEAD1, "needs_approval", 1))
+            .await
+            .unwrap();
+        assert!(first.changed);
+        let again = store
+            .record_decision(&decision("pr/1", HEAD1, "needs_approval", 1))
+            .await
+            .unwrap();
+        assert!(!again.changed);
+        assert_eq!(again.record, first.record);
+        assert_eq!(first.record.trust_score, 71);
+        assert_eq!(first.record.agent.as_deref(), Some("claude-code"));
+
+        store
+            .record_decision(&decision("pr/1", HEAD2, "auto_merge", 2))
+            .await
+            .unwrap();
+        let history = store.decision_history("acme/api", "pr/1").await.unwrap();
+        assert_eq!(history.len(), 2);
+        assert_eq!(history[0].head_sha, HEAD1);
+        let at_head = store.decisions_for_commit("acme/api", HEAD2).await.unwrap();
+        assert_eq!(at_head.len(), 1);
+        assert_eq!(at_head[0].verdict, "auto_merge");
+        assert_eq!(store.counts().await.unwrap().decisions, 2);
+    });
+}
+
+#[test]
+fn pending_lists_changes_whose_latest_decision_needs_approval() {
+    on_both("pending", |store| async move {
+        store
+            .record_decision(&decision("pr/1", HEAD1, "needs_approval", 1))
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        store
+            .record_decision(&decision("pr/2", HEAD1, "needs_approval", 2))
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        // pr/2 was re-checked after a push and may now merge: no longer pending.
+        store
+            .record_decision(&decision("pr/2", HEAD2, "auto_merge", 3))
+            .await
+            .unwrap();
+        let pending = store.pending(None, 100).await.unwrap();
+        let changes: Vec<&str> = pending.iter().map(|d| d.change_ref.as_str()).collect();
+        assert_eq!(changes, ["pr/1"]);
+        assert_eq!(store.pending(Some("acme/api"), 100).await.unwrap().len(), 1);
+        assert!(
+            store
+                .pending(Some("other/repo"), 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    });
+}
+
+#[test]
+fn approvals_bind_to_the_head_and_are_idempotent_per_person() {
+    on_both("approvals", |store| async move {
+        let a = store
+            .record_approval(&approval(HEAD1, "ada", ApprovalState::Approved))
+            .await
+            .unwrap();
+        assert!(a.changed);
+        let again = store
+            .record_approval(&approval(HEAD1, "ada", ApprovalState::Approved))
+            .await
+            .unwrap();
+        assert!(!again.changed, "the same approval twice is one approval");
+        assert_eq!(again.record.id, a.record.id);
+        store
+            .record_approval(&approval(HEAD1, "grace", ApprovalState::ChangesRequested))
+            .await
+            .unwrap();
+        let flipped = store
+            .record_approval(&approval(HEAD1, "grace", ApprovalState::Approved))
+            .await
+            .unwrap();
+        assert!(flipped.changed);
+        let at_head = store
+            .approvals_for_head("acme/api", "pr/1", HEAD1)
+            .await
+            .unwrap();
+        assert_eq!(at_head.len(), 2);
+        assert!(at_head.iter().all(|x| x.state == ApprovalState::Approved));
+        // A new push: nothing approved for the new head.
+        assert!(
+            store
+                .approvals_for_head("acme/api", "pr/1", HEAD2)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.counts().await.unwrap().approvals, 2);
+    });
+}
+
+#[test]
+fn concurrent_identical_approvals_store_one_row() {
+    on_both("concurrent approvals", |store| async move {
+        let mut tasks = Vec::new();
+        for _ in 0..32 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .record_approval(&approval(HEAD1, "ada", ApprovalState::Approved))
+                    .await
+                    .unwrap()
+                    .changed
+            }));
+        }
+        let mut changed = 0;
+        for t in tasks {
+            changed += usize::from(t.await.unwrap());
+        }
+        assert_eq!(changed, 1, "exactly one call recorded it");
+        assert_eq!(store.counts().await.unwrap().approvals, 1);
+    });
+}
+
+#[test]
+fn outcomes_make_the_track_record() {
+    on_both("outcomes", |store| async move {
+        let outcome = |sha: &str, o: Outcome, agent: &str| NewOutcome {
+            repo: "acme/api".into(),
+            change_ref: "pr/1".into(),
+            commit_sha: sha.into(),
+            agent: Some(agent.into()),
+            outcome: o,
+        };
+        assert!(
+            store
+                .record_outcome(&outcome(HEAD1, Outcome::Merged, "codex"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .record_outcome(&outcome(HEAD1, Outcome::Merged, "codex"))
+                .await
+                .unwrap()
+        );
+        store
+            .record_outcome(&outcome(HEAD1, Outcome::Reverted, "codex"))
+            .await
+            .unwrap();
+        store
+            .record_outcome(&outcome(HEAD2, Outcome::Merged, "codex"))
+            .await
+            .unwrap();
+        store
+            .record_outcome(&outcome(BASE, Outcome::Rejected, "devin"))
+            .await
+            .unwrap();
+        let r = store.track_record("codex").await.unwrap();
+        assert_eq!((r.merged, r.reverted, r.rejected), (2, 1, 0));
+        assert_eq!(store.track_record("devin").await.unwrap().rejected, 1);
+        assert_eq!(
+            store.track_record("nobody").await.unwrap(),
+            Default::default()
+        );
+    });
+}
+
+#[test]
+fn holds_are_placed_listed_and_released_once() {
+    on_both("holds", |store| async move {
+        let hold = store
+            .place_hold(&NewHold {
+                scope: HoldScope::Agent,
+                target: "codex".into(),
+                reason: "incident 42: spend spike".into(),
+                placed_by: "ada".into(),
+            })
+            .await
+            .unwrap();
+        store
+            .place_hold(&NewHold {
+                scope: HoldScope::Global,
+                target: String::new(),
+                reason: "release freeze".into(),
+                placed_by: "grace".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.active_holds().await.unwrap().len(), 2);
+        let released = store.release_hold(&hold.id, "ada").await.unwrap();
+        assert_eq!(released.released_by.as_deref(), Some("ada"));
+        let again = store.release_hold(&hold.id, "grace").await.unwrap();
+        assert_eq!(again.released_by.as_deref(), Some("ada"), "released once");
+        let active = store.active_holds().await.unwrap();
+        assert_eq!(active.len(), 1);
+        assert_eq!(active[0].scope, HoldScope::Global);
+        assert!(matches!(
+            store.release_hold("nope", "ada").await,
+            Err(StoreError::NotFound(_))
+        ));
+    });
+}
+
+#[test]
+fn attestations_are_kept_per_commit() {
+    on_both("attestations", |store| async move {
+        let a = NewAttestation {
+            repo: "acme/api".into(),
+            commit_sha: HEAD1.into(),
+            agent: "claude-code".into(),
+            model: Some("claude-sonnet-4-5".into()),
+            digest: digest(7),
+            bundle: "{\"mediaType\":\"application/vnd.dev.sigstore.bundle.v0.3+json\"}".into(),
+        };
+        assert!(store.record_attestation(&a).await.unwrap());
+        assert!(!store.record_attestation(&a).await.unwrap());
+        let got = store
+            .attestations_for_commit("acme/api", HEAD1)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].model.as_deref(), Some("claude-sonnet-4-5"));
+    });
+}
+
+#[test]
+fn bad_input_is_refused_before_the_database() {
+    on_both("validation", |store| async move {
+        let mut d = decision("pr/1", "not-a-sha", "needs_approval", 1);
+        assert!(matches!(
+            store.record_decision(&d).await,
+            Err(StoreError::Invalid {
+                field: "head_sha",
+                ..
+            })
+        ));
+        d.head_sha = HEAD1.into();
+        d.verdict = "maybe".into();
+        assert!(matches!(
+            store.record_decision(&d).await,
+            Err(StoreError::Invalid {
+                field: "verdict",
+                ..
+            })
+        ));
+        let mut a = approval(HEAD1, "ada\u{0}", ApprovalState::Approved);
+        assert!(store.record_approval(&a).await.is_err());
+        a.approver = "x".repeat(MAX_NAME + 1);
+        assert!(store.record_approval(&a).await.is_err());
+        // Text is stored as given (bound parameters, never spliced into SQL).
+        let mut a = approval(
+            HEAD1,
+            "o'brien; DROP TABLE approvals; --",
+            ApprovalState::Approved,
+        );
+        a.comment = "looks good'); --".into();
+        let stored = store.record_approval(&a).await.unwrap().record;
+        assert_eq!(stored.approver, a.approver);
+        assert_eq!(stored.comment, a.comment);
+        assert_eq!(store.counts().await.unwrap().approvals, 1);
+    });
+}
+
+#[test]
+fn reopening_keeps_everything_and_migrations_run_once() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("ledger.db").display());
+        let store = Store::open(&url).await.unwrap();
+        store
+            .record_decision(&decision("pr/1", HEAD1, "needs_approval", 1))
+            .await
+            .unwrap();
+        store.close().await;
+        let store = Store::open(&url).await.unwrap();
+        assert_eq!(store.counts().await.unwrap().decisions, 1);
+        assert!(matches!(
+            Store::open("mysql://x").await,
+            Err(StoreError::BadUrl(_))
+        ));
+    });
+}
