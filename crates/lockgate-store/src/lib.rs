@@ -20,6 +20,9 @@
 
 mod records;
 pub mod scratch;
+mod tokens;
+
+pub use tokens::{Role, TokenRecord};
 
 pub use records::*;
 use records::{
@@ -60,11 +63,11 @@ pub enum StoreError {
 /// The ledger.
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     backend: Backend,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -72,7 +75,7 @@ fn now_ms() -> i64 {
 }
 
 /// A fresh random id (128 bits, hex).
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     hex::encode(rand::random::<[u8; 16]>())
 }
 

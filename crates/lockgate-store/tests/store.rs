@@ -371,3 +371,29 @@ fn reopening_keeps_everything_and_migrations_run_once() {
         ));
     });
 }
+
+#[test]
+fn tokens_are_hashed_at_rest_checked_and_revocable() {
+    on_both("tokens", |store| async move {
+        let (token, record) = store.create_token("ada", Role::Person).await.unwrap();
+        assert!(token.starts_with(&format!("lgt_{}_", record.id)));
+        let found = store.authenticate(&token).await.unwrap().unwrap();
+        assert_eq!((found.subject.as_str(), found.role), ("ada", Role::Person));
+        // Wrong secret, malformed, unknown id: all simply not authenticated.
+        let mut wrong = token.clone();
+        let last = wrong.pop().unwrap();
+        wrong.push(if last == '0' { '1' } else { '0' });
+        assert!(store.authenticate(&wrong).await.unwrap().is_none());
+        assert!(store.authenticate("lgt_x_y").await.unwrap().is_none());
+        assert!(
+            store
+                .authenticate("Bearer nonsense")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Revoked at once.
+        store.revoke_token(&record.id).await.unwrap();
+        assert!(store.authenticate(&token).await.unwrap().is_none());
+    });
+}
