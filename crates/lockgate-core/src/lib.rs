@@ -27,6 +27,7 @@
 //! ```
 
 pub mod agents;
+pub mod approvals;
 pub mod assess;
 pub mod category;
 pub mod change;
