@@ -8,6 +8,8 @@ mod policy_cmd;
 mod provenance;
 mod render;
 mod replay_cmd;
+mod serve_cmd;
+mod server_client;
 mod sources;
 mod verify_cmd;
 
@@ -146,6 +148,17 @@ enum Command {
     ///   lockgate replay --since 30d --policy-dir candidate/ --fail-if-looser
     #[command(verbatim_doc_comment)]
     Replay(replay_cmd::ReplayArgs),
+    /// Run the ledger's HTTP API: decisions, approvals bound to the head, the pending
+    /// queue, history. SQLite by default (no setup); --database-url postgres://… for
+    /// teams and several replicas. `serve token create` makes API tokens.
+    ///
+    /// Examples:
+    ///   lockgate serve                                   # sqlite://lockgate.db, 127.0.0.1:8700
+    ///   lockgate serve --config lockgate-server.toml --database-url postgres://lockgate@db/lockgate
+    ///   lockgate serve token create --subject ci-main --role ci
+    ///   lockgate serve token create --subject ada --role person --config lockgate-server.toml
+    #[command(verbatim_doc_comment)]
+    Serve(serve_cmd::ServeArgs),
     /// Print a built-in default rule file (agents, classify, models, terraform) as TOML.
     Defaults {
         #[arg(value_enum)]
@@ -227,6 +240,8 @@ struct CheckArgs {
     input_out: Option<PathBuf>,
     #[command(flatten)]
     evidence: EvidenceArgs,
+    #[command(flatten)]
+    server: server_client::ServerArgs,
 }
 
 /// Reports about the head that feed the trust score.
@@ -302,6 +317,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Check(args) => run_check(args),
         Command::Evidence(args) => run_evidence(args),
         Command::Replay(args) => replay_cmd::run(args),
+        Command::Serve(args) => serve_cmd::run(args),
         Command::Demo { keep, verbose } => demo::run(keep, verbose),
         Command::Schema { which } => {
             print!(
@@ -356,7 +372,21 @@ fn run_check(args: CheckArgs) -> Result<u8> {
         std::fs::write(path, &result.input_json)
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    let report = render::render(args.format, &result.decision, &result.provenance);
+    let mut report = render::render(args.format, &result.decision, &result.provenance);
+    let mut code = render::exit_code(result.decision.verdict);
+    if let Some(url) = &args.server.server {
+        let state = server_client::record(&args.server, url, &result.decision)?;
+        let summary = server_client::summary(&state);
+        if matches!(args.format, Format::Text | Format::Markdown) {
+            report.push('\n');
+            report.push_str(&summary);
+        } else {
+            eprint!("{summary}");
+        }
+        if state.approved && state.head_sha == result.decision.head {
+            code = render::exit::AUTO_MERGE;
+        }
+    }
     match &args.output {
         Some(path) => {
             std::fs::write(path, report).with_context(|| format!("writing {}", path.display()))?
@@ -367,7 +397,7 @@ fn run_check(args: CheckArgs) -> Result<u8> {
             stdout.flush()?;
         }
     }
-    Ok(render::exit_code(result.decision.verdict))
+    Ok(code)
 }
 
 fn run_evidence(args: EvidenceCmdArgs) -> Result<u8> {

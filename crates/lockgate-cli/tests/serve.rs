@@ -1,0 +1,347 @@
+//! `lockgate serve` end to end over real HTTP on loopback, on SQLite and on PostgreSQL
+//! (a scratch database when `LOCKGATE_TEST_DATABASE_URL` is set; else a NOTICE): tokens
+//! made by the CLI, decisions posted by `lockgate check --server`, approvals bound to the
+//! head, owners-only, no agents, no self-approval, restart without loss.
+
+mod common;
+
+use common::{agent_key, attest, lockgate};
+use lockgate_store::scratch::{self, TEST_DATABASE_URL};
+use lockgate_testkit::{Background, CLAUDE, TestRepo, spawn};
+use serde_json::{Value, json};
+use std::path::Path;
+
+const SERVER_CONFIG: &str = r#"
+[[person]]
+id = "ada"
+name = "Ada Lovelace"
+emails = ["ada@example.com"]
+github = "ada"
+teams = ["@org/backend"]
+
+[[person]]
+id = "bob"
+name = "Bob"
+emails = ["bob@example.com"]
+github = "bob"
+
+[[person]]
+id = "eve"
+name = "Eve"
+emails = ["eve@example.com"]
+github = "eve"
+teams = ["@org/backend"]
+"#;
+
+fn token(repo: &TestRepo, config: &Path, db: &str, subject: &str, role: &str) -> String {
+    let run = lockgate(
+        repo,
+        &[
+            "serve",
+            "token",
+            "create",
+            "--subject",
+            subject,
+            "--role",
+            role,
+            "--config",
+            config.to_str().unwrap(),
+            "--database-url",
+            db,
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        !run.stderr.contains(run.stdout.trim()),
+        "the token is printed once, on stdout"
+    );
+    run.stdout.trim().to_string()
+}
+
+fn start(repo: &TestRepo, config: &Path, db: &str) -> Background {
+    let server = spawn(
+        env!("CARGO_BIN_EXE_lockgate"),
+        repo.path(),
+        &[
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--database-url",
+            db,
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    assert!(
+        server.first_line.starts_with("listening on http://"),
+        "{}",
+        server.first_line
+    );
+    server
+}
+
+fn http(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = match (method, body) {
+        ("GET", _) => {
+            let mut r = agent.get(url);
+            if let Some(t) = token {
+                r = r.header("Authorization", &format!("Bearer {t}"));
+            }
+            r.call().unwrap()
+        }
+        (_, body) => {
+            let mut r = agent.post(url).header("Content-Type", "application/json");
+            if let Some(t) = token {
+                r = r.header("Authorization", &format!("Bearer {t}"));
+            }
+            r.send(
+                serde_json::to_vec(&body.unwrap_or(Value::Null))
+                    .unwrap()
+                    .as_slice(),
+            )
+            .unwrap()
+        }
+    };
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// The whole approval flow against a server on `db`.
+fn approval_flow(db: &str) {
+    let r = TestRepo::new();
+    let trust = agent_key(&r);
+    r.write(".lockgate/trust.toml", &trust);
+    r.write(
+        ".github/CODEOWNERS",
+        "* @org/maintainers\n/src/ @org/backend\n",
+    );
+    r.write("src/lib.rs", "pub fn f() {}\n");
+    r.commit("init");
+    r.branch("change");
+    r.write("src/lib.rs", "pub fn f() {}\npub fn g() {}\n");
+    r.commit_as(CLAUDE, "feat: g");
+    attest(&r, "claude-code", "claude-sonnet-4-5");
+    // Eve wrote a commit in this change too.
+    r.write(
+        "src/lib.rs",
+        "pub fn f() {}\npub fn g() {}\npub fn h() {}\n",
+    );
+    r.commit_as(
+        lockgate_testkit::Ident {
+            name: "Eve",
+            email: "eve@example.com",
+        },
+        "feat: h",
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("server.toml");
+    std::fs::write(&config, SERVER_CONFIG).unwrap();
+    let ci = token(&r, &config, db, "ci-main", "ci");
+    let ada = token(&r, &config, db, "ada", "person");
+    let bob = token(&r, &config, db, "bob", "person");
+    let eve = token(&r, &config, db, "eve", "person");
+    let ci_file = dir.path().join("ci.token");
+    std::fs::write(&ci_file, &ci).unwrap();
+
+    let mut server = start(&r, &config, db);
+    let url = server.url().to_string();
+    let check = |r: &TestRepo, url: &str| {
+        lockgate(
+            r,
+            &[
+                "check",
+                "--base",
+                "main",
+                "--server",
+                url,
+                "--server-token-file",
+                ci_file.to_str().unwrap(),
+                "--server-repo",
+                "acme/api",
+                "--change",
+                "pr/1",
+            ],
+        )
+    };
+    let run = check(&r, &url);
+    assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("server: recorded acme/api pr/1"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("not all given"));
+    let head = r.head();
+
+    // Who may approve.
+    let body = |head: &str| json!({"repo": "acme/api", "change_ref": "pr/1", "head_sha": head, "state": "approved"});
+    let approvals = format!("{url}/api/v1/approvals");
+    let (s, _) = http("POST", &approvals, None, Some(body(&head)));
+    assert_eq!(s, 401);
+    let (s, _) = http(
+        "POST",
+        &approvals,
+        Some("lgt_00000000000000000000000000000000_00"),
+        Some(body(&head)),
+    );
+    assert_eq!(s, 401);
+    let (s, e) = http("POST", &approvals, Some(&ada), Some(json!({"repo": 1})));
+    assert_eq!(s, 422);
+    assert!(
+        e["error"].as_str().unwrap().starts_with("request body:"),
+        "{e}"
+    );
+    let (s, e) = http("POST", &approvals, Some(&ci), Some(body(&head)));
+    assert_eq!(s, 403, "a CI token cannot approve: {e}");
+    let (s, e) = http("POST", &approvals, Some(&bob), Some(body(&head)));
+    assert_eq!(s, 403, "{e}");
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("not among the owners"),
+        "{e}"
+    );
+    let (s, e) = http("POST", &approvals, Some(&eve), Some(body(&head)));
+    assert_eq!(s, 403, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("own change"), "{e}");
+    let (s, e) = http("POST", &approvals, Some(&ada), Some(body(&"0".repeat(40))));
+    assert_eq!(s, 409, "{e}");
+    let (s, state) = http("POST", &approvals, Some(&ada), Some(body(&head)));
+    assert_eq!(s, 200, "{state}");
+    assert_eq!(state["approved"], true, "{state}");
+    // Twice is once.
+    let (_, again) = http("POST", &approvals, Some(&ada), Some(body(&head)));
+    assert_eq!(again["approvals"].as_array().unwrap().len(), 1);
+
+    // The gate now passes at this head.
+    let run = check(&r, &url);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("ada approved via api"),
+        "{}",
+        run.stdout
+    );
+
+    // Restart: nothing lost.
+    drop(server);
+    server = start(&r, &config, db);
+    let url = server.url().to_string();
+    let (s, view) = http(
+        "GET",
+        &format!("{url}/api/v1/change?repo=acme/api&change=pr/1"),
+        Some(&bob),
+        None,
+    );
+    assert_eq!(s, 200, "{view}");
+    assert_eq!(
+        view["history"].as_array().unwrap().len(),
+        1,
+        "the same decision twice is one"
+    );
+    assert_eq!(view["state"]["approved"], true);
+
+    // A new push: the approval does not carry over.
+    r.write(
+        "src/lib.rs",
+        "pub fn f() {}\npub fn g() {}\npub fn h() {}\npub fn i() {}\n",
+    );
+    r.commit_as(CLAUDE, "feat: i");
+    attest(&r, "claude-code", "claude-sonnet-4-5");
+    let run = check(&r, &url);
+    assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
+    let (_, pending) = http("GET", &format!("{url}/api/v1/pending"), Some(&bob), None);
+    let pending = pending.as_array().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0]["head_sha"], r.head());
+    let approvals = format!("{url}/api/v1/approvals");
+    let (s, _) = http("POST", &approvals, Some(&ada), Some(body(&head)));
+    assert_eq!(s, 409, "an approval for the old head is refused");
+
+    // Operations and the spec.
+    let (s, _) = http("GET", &format!("{url}/readyz"), None, None);
+    assert_eq!(s, 200);
+    let (s, spec) = http("GET", &format!("{url}/api/v1/openapi.json"), None, None);
+    assert_eq!(s, 200);
+    for path in [
+        "/api/v1/decisions",
+        "/api/v1/approvals",
+        "/api/v1/pending",
+        "/api/v1/change",
+        "/api/v1/commit",
+    ] {
+        assert!(
+            spec["paths"].get(path).is_some(),
+            "{path} missing from the spec"
+        );
+    }
+    drop(server);
+}
+
+#[test]
+fn approval_flow_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    approval_flow(&format!(
+        "sqlite://{}",
+        dir.path().join("ledger.db").display()
+    ));
+}
+
+#[test]
+fn approval_flow_on_postgres() {
+    let Ok(admin) = std::env::var(TEST_DATABASE_URL) else {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "NOTICE: approval_flow_on_postgres skipped — set {TEST_DATABASE_URL}=postgres://user@host/db to run it"
+        );
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (url, name) = rt.block_on(scratch::create_database(&admin)).unwrap();
+    approval_flow(&url);
+    rt.block_on(scratch::drop_database(&admin, &name)).unwrap();
+}
+
+#[test]
+fn a_person_config_with_an_agent_identity_is_refused() {
+    let r = TestRepo::new();
+    r.write("a", "1\n");
+    r.commit("init");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("server.toml");
+    std::fs::write(
+        &config,
+        "[[person]]\nid = \"claude\"\nemails = [\"noreply@anthropic.com\"]\n",
+    )
+    .unwrap();
+    let db = format!("sqlite://{}", dir.path().join("l.db").display());
+    let run = lockgate(
+        &r,
+        &[
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--database-url",
+            &db,
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("agents can never approve"),
+        "{}",
+        run.stderr
+    );
+}

@@ -1,0 +1,96 @@
+//! `lockgate-server.toml`: where to listen, which database, and the people directory
+//! (CODEOWNERS users and teams mapped to people who can approve).
+
+use lockgate_core::agents::Registry;
+use lockgate_core::approvals::Person;
+use serde::Deserialize;
+
+/// The server's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `host:port`; port 0 picks a free one.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// `sqlite://PATH` (default `sqlite://lockgate.db`) or `postgres://…`.
+    #[serde(default = "default_database")]
+    pub database_url: String,
+    /// Largest request body, bytes.
+    #[serde(default = "default_body_limit")]
+    pub max_body_bytes: usize,
+    /// People who may approve, with the identities CODEOWNERS and commits show.
+    #[serde(default, rename = "person")]
+    pub people: Vec<Person>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8700".into()
+}
+fn default_database() -> String {
+    "sqlite://lockgate.db".into()
+}
+fn default_body_limit() -> usize {
+    8 << 20
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            database_url: default_database(),
+            max_body_bytes: default_body_limit(),
+            people: Vec::new(),
+        }
+    }
+}
+
+/// The configuration is unusable; says where.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl ServerConfig {
+    /// Parses and validates (unique person ids; nobody in the directory is an agent or
+    /// bot identity, since agents can never approve).
+    pub fn from_toml(text: &str, registry: &Registry) -> Result<ServerConfig, ConfigError> {
+        let config: ServerConfig =
+            toml::from_str(text).map_err(|e| ConfigError(format!("server config: {e}")))?;
+        config.validate(registry)?;
+        Ok(config)
+    }
+
+    pub fn validate(&self, registry: &Registry) -> Result<(), ConfigError> {
+        let mut seen = std::collections::BTreeSet::new();
+        for p in &self.people {
+            if p.id.trim().is_empty() || p.id.len() > 256 {
+                return Err(ConfigError("person: `id` must be 1–256 characters".into()));
+            }
+            if !seen.insert(p.id.as_str()) {
+                return Err(ConfigError(format!("person {:?} appears twice", p.id)));
+            }
+            if p.is_agent(registry) {
+                return Err(ConfigError(format!(
+                    "person {:?} has an agent or bot identity; agents can never approve",
+                    p.id
+                )));
+            }
+            for t in &p.teams {
+                if !(t.starts_with('@') && t.contains('/')) {
+                    return Err(ConfigError(format!(
+                        "person {:?}: team {t:?} should look like @org/team",
+                        p.id
+                    )));
+                }
+            }
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError("max_body_bytes below 1024".into()));
+        }
+        Ok(())
+    }
+
+    /// A person by id.
+    pub fn person(&self, id: &str) -> Option<&Person> {
+        self.people.iter().find(|p| p.id == id)
+    }
+}

@@ -1,0 +1,491 @@
+//! `lockgate serve`: the HTTP API over the ledger.
+//!
+//! | method and path | who | does |
+//! |---|---|---|
+//! | `POST /api/v1/decisions` | CI, admin | records a `lockgate check` decision; answers with the approvals already given for that exact head and whether they satisfy it |
+//! | `GET /api/v1/pending[?repo=]` | any token | changes whose latest decision needs approval |
+//! | `POST /api/v1/approvals` | person, admin | approves or requests changes at a head, if the rules allow (`lockgate_core::approvals`) |
+//! | `GET /api/v1/change?repo=&change=` | any token | decision history, approvals at the latest head, status |
+//! | `GET /api/v1/commit?repo=&sha=` | any token | decisions made for a head commit |
+//! | `GET /api/v1/openapi.json` | anyone | this API as OpenAPI 3.1 |
+//! | `GET /healthz`, `GET /readyz` | anyone | liveness; readiness (the database answers) |
+//!
+//! Tokens (`Authorization: Bearer lgt_…`) are made with `lockgate serve token create`
+//! and stored hashed. Every error is JSON `{"error": "…"}` with a fitting status.
+
+pub mod config;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use config::ServerConfig;
+use lockgate_core::agents::Registry;
+use lockgate_core::approvals::{self, ApprovalStatus, Person};
+use lockgate_core::decision::Decision;
+use lockgate_store::{
+    ApprovalRecord, ApprovalState, DecisionRecord, NewApproval, NewDecision, Role, Store,
+    StoreError, TokenRecord,
+};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The OpenAPI description served at `/api/v1/openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+/// What every handler shares.
+pub struct AppState {
+    pub store: Store,
+    pub config: ServerConfig,
+    pub registry: Registry,
+}
+
+/// The API's routes over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/decisions", post(record_decision))
+        .route("/api/v1/pending", get(pending))
+        .route("/api/v1/approvals", post(approve))
+        .route("/api/v1/change", get(change))
+        .route("/api/v1/commit", get(commit))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// An API error: status and message, rendered as JSON.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::Invalid { .. } => ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+            StoreError::NotFound(_) => ApiError(StatusCode::NOT_FOUND, e.to_string()),
+            other => {
+                tracing::error!(error = %other, "store");
+                ApiError(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the ledger is unavailable".into(),
+                )
+            }
+        }
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// Parses a JSON body (after authentication, so strangers learn nothing of the schema);
+/// a bad body is a JSON 422 error.
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("request body: {e}"),
+        )
+    })
+}
+
+/// The caller's token, or 401.
+async fn caller(state: &AppState, headers: &HeaderMap) -> Result<TokenRecord, ApiError> {
+    let unauthorized = || {
+        ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing or invalid bearer token".into(),
+        )
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(unauthorized)?;
+    match state.store.authenticate(token.trim()).await? {
+        Some(t) => Ok(t),
+        None => {
+            tracing::warn!("authentication failed");
+            Err(unauthorized())
+        }
+    }
+}
+
+fn require(token: &TokenRecord, roles: &[Role]) -> Result<(), ApiError> {
+    if roles.contains(&token.role) {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("a {} token may not do this", token.role.as_str()),
+        ))
+    }
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    match state.store.counts().await {
+        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response(),
+    }
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
+}
+
+/// `POST /api/v1/decisions` body.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordDecision {
+    pub repo: String,
+    pub change_ref: String,
+    pub decision: Decision,
+}
+
+/// The answer to recording a decision, and the view of a change.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ChangeState {
+    pub repo: String,
+    pub change_ref: String,
+    pub head_sha: String,
+    pub verdict: String,
+    pub decision_id: String,
+    /// Approvals and change requests given for exactly this head.
+    pub approvals: Vec<ApprovalView>,
+    /// Whether they satisfy the decision's required approvals.
+    pub approved: bool,
+    pub status: serde_json::Value,
+}
+
+/// An approval as the API shows it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ApprovalView {
+    pub approver: String,
+    pub state: String,
+    pub source: String,
+    pub comment: String,
+    pub created_ms: i64,
+}
+
+impl From<&ApprovalRecord> for ApprovalView {
+    fn from(a: &ApprovalRecord) -> ApprovalView {
+        ApprovalView {
+            approver: a.approver.clone(),
+            state: a.state.as_str().into(),
+            source: a.source.clone(),
+            comment: a.comment.clone(),
+            created_ms: a.created_ms,
+        }
+    }
+}
+
+async fn record_decision(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<ChangeState> {
+    let token = caller(&state, &headers).await?;
+    let body: RecordDecision = parse_json(&body)?;
+    require(&token, &[Role::Ci, Role::Admin])?;
+    let d = &body.decision;
+    let document = serde_json::to_string(d)
+        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let recorded = state
+        .store
+        .record_decision(&NewDecision {
+            repo: body.repo.clone(),
+            change_ref: body.change_ref.clone(),
+            base_sha: d.base.clone(),
+            head_sha: d.head.clone(),
+            verdict: d.verdict.as_str().into(),
+            input_digest: d.input_digest.clone(),
+            author_kind: d.author.kind.as_str().into(),
+            agent: d.author.agent.clone(),
+            trust_score: d.trust.score,
+            document,
+        })
+        .await?;
+    tracing::info!(repo = %body.repo, change = %body.change_ref, verdict = d.verdict.as_str(), new = recorded.changed, "decision recorded");
+    Ok(Json(change_state(&state, &recorded.record, d).await?))
+}
+
+/// Approvals at the decision's head and whether they satisfy it.
+async fn change_state(
+    state: &AppState,
+    record: &DecisionRecord,
+    decision: &Decision,
+) -> Result<ChangeState, ApiError> {
+    let given = state
+        .store
+        .approvals_for_head(&record.repo, &record.change_ref, &record.head_sha)
+        .await?;
+    let status = approval_status(state, decision, &given);
+    Ok(ChangeState {
+        repo: record.repo.clone(),
+        change_ref: record.change_ref.clone(),
+        head_sha: record.head_sha.clone(),
+        verdict: record.verdict.clone(),
+        decision_id: record.id.clone(),
+        approvals: given.iter().map(ApprovalView::from).collect(),
+        approved: status.satisfied,
+        status: serde_json::to_value(&status).unwrap_or_default(),
+    })
+}
+
+fn approval_status(
+    state: &AppState,
+    decision: &Decision,
+    given: &[ApprovalRecord],
+) -> ApprovalStatus {
+    let people: Vec<(Person, bool)> = given
+        .iter()
+        .filter_map(|a| {
+            state
+                .config
+                .person(&a.approver)
+                .map(|p| (p.clone(), a.state == ApprovalState::Approved))
+        })
+        .collect();
+    approvals::status(decision, &people, &state.registry)
+}
+
+#[derive(Debug, Deserialize)]
+struct PendingQuery {
+    repo: Option<String>,
+    limit: Option<u32>,
+}
+
+/// A change waiting for approval.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PendingItem {
+    pub repo: String,
+    pub change_ref: String,
+    pub head_sha: String,
+    pub agent: Option<String>,
+    pub author_kind: String,
+    pub trust_score: u8,
+    pub created_ms: i64,
+}
+
+async fn pending(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<PendingQuery>,
+) -> ApiResult<Vec<PendingItem>> {
+    caller(&state, &headers).await?;
+    let rows = state
+        .store
+        .pending(q.repo.as_deref(), q.limit.unwrap_or(100))
+        .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|d| PendingItem {
+                repo: d.repo,
+                change_ref: d.change_ref,
+                head_sha: d.head_sha,
+                agent: d.agent,
+                author_kind: d.author_kind,
+                trust_score: d.trust_score,
+                created_ms: d.created_ms,
+            })
+            .collect(),
+    ))
+}
+
+/// `POST /api/v1/approvals` body.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approve {
+    pub repo: String,
+    pub change_ref: String,
+    /// The head commit the person reviewed.
+    pub head_sha: String,
+    pub state: ApprovalState,
+    #[serde(default)]
+    pub comment: String,
+}
+
+async fn latest(
+    state: &AppState,
+    repo: &str,
+    change_ref: &str,
+) -> Result<(DecisionRecord, Decision), ApiError> {
+    let history = state.store.decision_history(repo, change_ref).await?;
+    let record = history.into_iter().last().ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no decision recorded for {repo} {change_ref}"),
+        )
+    })?;
+    let decision: Decision = serde_json::from_str(&record.document).map_err(|e| {
+        tracing::error!(error = %e, "stored decision does not parse");
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "stored decision is unreadable".into(),
+        )
+    })?;
+    Ok((record, decision))
+}
+
+async fn approve(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<ChangeState> {
+    let token = caller(&state, &headers).await?;
+    let body: Approve = parse_json(&body)?;
+    require(&token, &[Role::Person, Role::Admin])?;
+    let person = state.config.person(&token.subject).ok_or_else(|| {
+        ApiError(
+            StatusCode::FORBIDDEN,
+            format!("{} is not in the server's people directory", token.subject),
+        )
+    })?;
+    let (record, decision) = latest(&state, &body.repo, &body.change_ref).await?;
+    approvals::may_approve(person, &state.registry, &decision, &body.head_sha).map_err(|r| {
+        let status = match r {
+            approvals::Refusal::StaleHead { .. } => StatusCode::CONFLICT,
+            _ => StatusCode::FORBIDDEN,
+        };
+        ApiError(status, r.to_string())
+    })?;
+    state
+        .store
+        .record_approval(&NewApproval {
+            repo: body.repo.clone(),
+            change_ref: body.change_ref.clone(),
+            head_sha: body.head_sha.clone(),
+            approver: person.id.clone(),
+            state: body.state,
+            source: "api".into(),
+            comment: body.comment.clone(),
+        })
+        .await?;
+    tracing::info!(repo = %body.repo, change = %body.change_ref, approver = %person.id, state = body.state.as_str(), "approval recorded");
+    Ok(Json(change_state(&state, &record, &decision).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct ChangeQuery {
+    repo: String,
+    change: String,
+}
+
+/// A change's history and its state at the latest head.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ChangeView {
+    pub state: ChangeState,
+    pub history: Vec<HistoryItem>,
+}
+
+/// One decision in a change's history.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HistoryItem {
+    pub decision_id: String,
+    pub head_sha: String,
+    pub verdict: String,
+    pub trust_score: u8,
+    pub input_digest: String,
+    pub created_ms: i64,
+}
+
+impl From<&DecisionRecord> for HistoryItem {
+    fn from(d: &DecisionRecord) -> HistoryItem {
+        HistoryItem {
+            decision_id: d.id.clone(),
+            head_sha: d.head_sha.clone(),
+            verdict: d.verdict.clone(),
+            trust_score: d.trust_score,
+            input_digest: d.input_digest.clone(),
+            created_ms: d.created_ms,
+        }
+    }
+}
+
+async fn change(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<ChangeQuery>,
+) -> ApiResult<ChangeView> {
+    caller(&state, &headers).await?;
+    let history = state.store.decision_history(&q.repo, &q.change).await?;
+    let (record, decision) = latest(&state, &q.repo, &q.change).await?;
+    Ok(Json(ChangeView {
+        state: change_state(&state, &record, &decision).await?,
+        history: history.iter().map(HistoryItem::from).collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct CommitQuery {
+    repo: String,
+    sha: String,
+}
+
+async fn commit(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<CommitQuery>,
+) -> ApiResult<serde_json::Value> {
+    caller(&state, &headers).await?;
+    let decisions = state.store.decisions_for_commit(&q.repo, &q.sha).await?;
+    let attestations = state.store.attestations_for_commit(&q.repo, &q.sha).await?;
+    Ok(Json(serde_json::json!({
+        "repo": q.repo,
+        "sha": q.sha,
+        "decisions": decisions.iter().map(|d| serde_json::json!({
+            "change_ref": d.change_ref,
+            "history": HistoryItem::from(d),
+        })).collect::<Vec<_>>(),
+        "attestations": attestations.iter().map(|a| serde_json::json!({
+            "agent": a.agent, "model": a.model, "digest": a.digest, "created_ms": a.created_ms,
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+/// Opens the store, binds, prints `listening on http://ADDR`, serves until `shutdown`
+/// resolves, then closes the database cleanly.
+pub async fn serve(
+    config: ServerConfig,
+    registry: Registry,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let store = Store::open(&config.database_url).await?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| ServeError::Bind(config.listen.clone(), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServeError::Bind(config.listen.clone(), e))?;
+    let state = Arc::new(AppState {
+        store: store.clone(),
+        config,
+        registry,
+    });
+    println!("listening on http://{addr} (ledger: {:?})", store.backend());
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| ServeError::Bind(addr.to_string(), e))?;
+    store.close().await;
+    Ok(())
+}
+
+/// The server could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("ledger: {0}")]
+    Store(#[from] StoreError),
+    #[error("listening on {0}: {1}")]
+    Bind(String, std::io::Error),
+}
