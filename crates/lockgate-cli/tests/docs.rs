@@ -51,3 +51,29 @@ fn policy_examples_load_and_their_test_passes() {
     let report = set.run_tests(std::time::Duration::from_secs(5));
     assert!(report.ok(), "{:?}", report.results);
 }
+
+#[test]
+fn server_configuration_example_parses() {
+    let toml = blocks(&doc("server.md"), "toml");
+    assert_eq!(toml.len(), 1);
+    let registry = lockgate_core::agents::Registry::new(&Default::default()).unwrap();
+    let config = lockgate_server::config::ServerConfig::from_toml(&toml[0], &registry)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ada = config.person("ada").unwrap();
+    assert!(ada.is_owner("@acme/backend") && ada.is_owner("@ada"));
+}
+
+#[test]
+fn trust_examples_parse_and_load() {
+    let text = doc("trust.md");
+    let toml = blocks(&text, "toml");
+    assert!(toml.len() >= 3);
+    for block in &toml {
+        let config = Config::from_toml(block).unwrap_or_else(|e| panic!("{e}: {block}"));
+        lockgate_core::assess::Assessor::new(&config).unwrap();
+    }
+    let rego = blocks(&text, "rego");
+    assert_eq!(rego.len(), 1);
+    let mut set = PolicySet::builtin().unwrap();
+    set.add_file("docs/trust.md#team", &rego[0]).unwrap();
+}
