@@ -28,8 +28,8 @@ CREATE TABLE attestations (
 );
 CREATE INDEX attestations_commit ON attestations (repo, commit_sha);
 
--- Decisions of `lockgate check`: one per (repo, head, input digest); a re-check of the
--- same input is the same decision.
+-- Decisions of `lockgate check`: one per (repo, change, head, input digest); a re-check
+-- of the same input is the same decision.
 CREATE TABLE decisions (
     id            TEXT PRIMARY KEY,
     repo          TEXT NOT NULL REFERENCES repositories(name),
@@ -43,7 +43,7 @@ CREATE TABLE decisions (
     trust_score   BIGINT NOT NULL,
     document      TEXT NOT NULL,
     created_ms    BIGINT NOT NULL,
-    UNIQUE (repo, head_sha, input_digest)
+    UNIQUE (repo, change_ref, head_sha, input_digest)
 );
 CREATE INDEX decisions_change ON decisions (repo, change_ref, created_ms);
 CREATE INDEX decisions_head ON decisions (repo, head_sha);

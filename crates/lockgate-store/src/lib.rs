@@ -168,7 +168,7 @@ impl Store {
         Ok(())
     }
 
-    /// Records a decision. The same input for the same head is the same decision:
+    /// Records a decision. The same input for the same change and head is the same decision:
     /// recording it again returns the stored one (`inserted` false).
     pub async fn record_decision(
         &self,
@@ -181,7 +181,7 @@ impl Store {
             "INSERT INTO decisions (id, repo, change_ref, base_sha, head_sha, verdict, input_digest, \
              author_kind, agent, trust_score, document, created_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-             ON CONFLICT (repo, head_sha, input_digest) DO NOTHING",
+             ON CONFLICT (repo, change_ref, head_sha, input_digest) DO NOTHING",
         )
         .bind(&id)
         .bind(&d.repo)
@@ -198,9 +198,11 @@ impl Store {
         .execute(&self.pool)
         .await?;
         let row = sqlx::query(&format!(
-            "SELECT {DECISION_COLUMNS} FROM decisions WHERE repo = $1 AND head_sha = $2 AND input_digest = $3"
+            "SELECT {DECISION_COLUMNS} FROM decisions \
+             WHERE repo = $1 AND change_ref = $2 AND head_sha = $3 AND input_digest = $4"
         ))
         .bind(&d.repo)
+        .bind(&d.change_ref)
         .bind(&d.head_sha)
         .bind(&d.input_digest)
         .fetch_one(&self.pool)

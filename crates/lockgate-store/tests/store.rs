@@ -397,3 +397,21 @@ fn tokens_are_hashed_at_rest_checked_and_revocable() {
         assert!(store.authenticate(&token).await.unwrap().is_none());
     });
 }
+
+#[test]
+fn the_same_head_in_two_changes_is_two_decisions() {
+    on_both("stacked changes", |store| async move {
+        let a = store
+            .record_decision(&decision("pr/1", HEAD1, "needs_approval", 1))
+            .await
+            .unwrap();
+        let b = store
+            .record_decision(&decision("pr/2", HEAD1, "needs_approval", 1))
+            .await
+            .unwrap();
+        assert!(a.changed && b.changed);
+        assert_ne!(a.record.id, b.record.id);
+        assert_eq!(store.decision_history("acme/api", "pr/2").await.unwrap().len(), 1);
+        assert_eq!(store.decisions_for_commit("acme/api", HEAD1).await.unwrap().len(), 2);
+    });
+}
