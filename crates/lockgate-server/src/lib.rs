@@ -9,11 +9,15 @@
 //! | `GET /api/v1/commit?repo=&sha=` | any token | decisions made for a head commit |
 //! | `GET /api/v1/openapi.json` | anyone | this API as OpenAPI 3.1 |
 //! | `GET /healthz`, `GET /readyz` | anyone | liveness; readiness (the database answers) |
+//! | `GET /metrics` | anyone | Prometheus text: requests, decisions, approvals, refusals, auth failures, ledger rows, pending |
 //!
 //! Tokens (`Authorization: Bearer lgt_…`) are made with `lockgate serve token create`
 //! and stored hashed. Every error is JSON `{"error": "…"}` with a fitting status.
 
 pub mod config;
+mod guard;
+
+pub use guard::{AuthFailures, Metrics};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
@@ -31,6 +35,7 @@ use lockgate_store::{
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// The OpenAPI description served at `/api/v1/openapi.json`.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
@@ -40,6 +45,20 @@ pub struct AppState {
     pub store: Store,
     pub config: ServerConfig,
     pub registry: Registry,
+    pub metrics: Metrics,
+    pub auth_failures: AuthFailures,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: ServerConfig, registry: Registry) -> AppState {
+        AppState {
+            store,
+            config,
+            registry,
+            metrics: Metrics::default(),
+            auth_failures: AuthFailures::default(),
+        }
+    }
 }
 
 /// The API's routes over `state`.
@@ -48,6 +67,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/decisions", post(record_decision))
         .route("/api/v1/pending", get(pending))
@@ -55,6 +75,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/change", get(change))
         .route("/api/v1/commit", get(commit))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::count_requests,
+        ))
         .with_state(state)
 }
 
@@ -97,23 +121,40 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     })
 }
 
-/// The caller's token, or 401.
+/// The caller's token, or 401 (429 after too many failures from the caller's address).
 async fn caller(state: &AppState, headers: &HeaderMap) -> Result<TokenRecord, ApiError> {
+    let peer = headers
+        .get(guard::PEER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("unknown")
+        .to_string();
+    if state.auth_failures.blocked(&peer) {
+        return Err(ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed authentications from this address; retry in a minute".into(),
+        ));
+    }
     let unauthorized = || {
         ApiError(
             StatusCode::UNAUTHORIZED,
             "missing or invalid bearer token".into(),
         )
     };
-    let token = headers
+    let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(unauthorized)?;
+    else {
+        state.auth_failures.record(&peer);
+        state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+        return Err(unauthorized());
+    };
     match state.store.authenticate(token.trim()).await? {
         Some(t) => Ok(t),
         None => {
-            tracing::warn!("authentication failed");
+            tracing::warn!(peer = %peer, "authentication failed");
+            state.auth_failures.record(&peer);
+            state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
             Err(unauthorized())
         }
     }
@@ -135,6 +176,21 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         Ok(_) => (StatusCode::OK, "ready\n").into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response(),
     }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let counts = state.store.counts().await.ok();
+    let pending = state
+        .store
+        .pending(None, lockgate_store::MAX_LIST)
+        .await
+        .ok()
+        .map(|p| p.len());
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(counts, pending),
+    )
+        .into_response()
 }
 
 async fn openapi() -> Response {
@@ -214,6 +270,7 @@ async fn record_decision(
         })
         .await?;
     tracing::info!(repo = %body.repo, change = %body.change_ref, verdict = d.verdict.as_str(), new = recorded.changed, "decision recorded");
+    state.metrics.decisions.fetch_add(1, Ordering::Relaxed);
     Ok(Json(change_state(&state, &recorded.record, d).await?))
 }
 
@@ -355,6 +412,10 @@ async fn approve(
             approvals::Refusal::StaleHead { .. } => StatusCode::CONFLICT,
             _ => StatusCode::FORBIDDEN,
         };
+        state
+            .metrics
+            .approvals_refused
+            .fetch_add(1, Ordering::Relaxed);
         ApiError(status, r.to_string())
     })?;
     state
@@ -370,6 +431,7 @@ async fn approve(
         })
         .await?;
     tracing::info!(repo = %body.repo, change = %body.change_ref, approver = %person.id, state = body.state.as_str(), "approval recorded");
+    state.metrics.approvals.fetch_add(1, Ordering::Relaxed);
     Ok(Json(change_state(&state, &record, &decision).await?))
 }
 
@@ -465,18 +527,17 @@ pub async fn serve(
     let addr = listener
         .local_addr()
         .map_err(|e| ServeError::Bind(config.listen.clone(), e))?;
-    let state = Arc::new(AppState {
-        store: store.clone(),
-        config,
-        registry,
-    });
+    let state = Arc::new(AppState::new(store.clone(), config, registry));
     println!("listening on http://{addr} (ledger: {:?})", store.backend());
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| ServeError::Bind(addr.to_string(), e))?;
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(|e| ServeError::Bind(addr.to_string(), e))?;
     store.close().await;
     Ok(())
 }

@@ -411,7 +411,21 @@ fn the_same_head_in_two_changes_is_two_decisions() {
             .unwrap();
         assert!(a.changed && b.changed);
         assert_ne!(a.record.id, b.record.id);
-        assert_eq!(store.decision_history("acme/api", "pr/2").await.unwrap().len(), 1);
-        assert_eq!(store.decisions_for_commit("acme/api", HEAD1).await.unwrap().len(), 2);
+        assert_eq!(
+            store
+                .decision_history("acme/api", "pr/2")
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            store
+                .decisions_for_commit("acme/api", HEAD1)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
     });
 }

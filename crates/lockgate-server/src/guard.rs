@@ -1,0 +1,163 @@
+//! Request accounting: Prometheus counters, and a limiter that stops guessing tokens
+//! (after `MAX_FAILURES` failed authentications from one address within a minute, that
+//! address gets 429 until the minute is over).
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use lockgate_store::Counts;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Set by the server from the connection (any value a client sends is replaced).
+pub(crate) const PEER_HEADER: &str = "x-lockgate-peer";
+/// Failed authentications allowed per address per window.
+pub const MAX_FAILURES: u32 = 20;
+const WINDOW: Duration = Duration::from_secs(60);
+/// Addresses tracked at most (oldest windows are dropped beyond this).
+const MAX_TRACKED: usize = 10_000;
+
+/// Counters for `/metrics`.
+#[derive(Default)]
+pub struct Metrics {
+    pub requests: AtomicU64,
+    pub decisions: AtomicU64,
+    pub approvals: AtomicU64,
+    pub approvals_refused: AtomicU64,
+    pub auth_failures: AtomicU64,
+}
+
+impl Metrics {
+    /// The Prometheus text exposition.
+    pub fn render(&self, counts: Option<Counts>, pending: Option<usize>) -> String {
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, v: u64| {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+            ));
+        };
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        counter(
+            "lockgate_http_requests_total",
+            "HTTP requests served.",
+            get(&self.requests),
+        );
+        counter(
+            "lockgate_decisions_recorded_total",
+            "Decisions posted.",
+            get(&self.decisions),
+        );
+        counter(
+            "lockgate_approvals_recorded_total",
+            "Approvals and change requests recorded.",
+            get(&self.approvals),
+        );
+        counter(
+            "lockgate_approvals_refused_total",
+            "Approvals refused (agent, author, not an owner, stale head).",
+            get(&self.approvals_refused),
+        );
+        counter(
+            "lockgate_auth_failures_total",
+            "Failed authentications.",
+            get(&self.auth_failures),
+        );
+        if let Some(c) = counts {
+            out.push_str("# HELP lockgate_ledger_rows Rows in the ledger.\n# TYPE lockgate_ledger_rows gauge\n");
+            for (table, n) in [
+                ("decisions", c.decisions),
+                ("approvals", c.approvals),
+                ("outcomes", c.outcomes),
+                ("holds", c.holds),
+                ("attestations", c.attestations),
+            ] {
+                out.push_str(&format!("lockgate_ledger_rows{{table=\"{table}\"}} {n}\n"));
+            }
+        }
+        if let Some(p) = pending {
+            out.push_str(&format!(
+                "# HELP lockgate_pending_changes Changes waiting for approval.\n# TYPE lockgate_pending_changes gauge\nlockgate_pending_changes {p}\n"
+            ));
+        }
+        out
+    }
+}
+
+/// Failed authentications per address, per window.
+#[derive(Default)]
+pub struct AuthFailures {
+    windows: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+impl AuthFailures {
+    /// Counts a failure from `peer`.
+    pub fn record(&self, peer: &str) {
+        let mut w = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if w.len() >= MAX_TRACKED {
+            w.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
+        }
+        let entry = w.entry(peer.to_string()).or_insert((now, 0));
+        if now.duration_since(entry.0) >= WINDOW {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+    }
+
+    /// Whether `peer` is over the limit in its current window.
+    pub fn blocked(&self, peer: &str) -> bool {
+        let w = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        w.get(peer)
+            .is_some_and(|(start, n)| *n >= MAX_FAILURES && start.elapsed() < WINDOW)
+    }
+}
+
+/// Counts the request and stamps the peer address from the connection.
+pub(crate) async fn count_requests(
+    State(state): State<std::sync::Arc<crate::AppState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    state.metrics.requests.fetch_add(1, Ordering::Relaxed);
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    request.headers_mut().remove(PEER_HEADER);
+    if let Ok(v) = HeaderValue::from_str(&peer) {
+        request.headers_mut().insert(PEER_HEADER, v);
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_after_the_limit_per_address() {
+        let f = AuthFailures::default();
+        for _ in 0..MAX_FAILURES - 1 {
+            f.record("10.0.0.1");
+        }
+        assert!(!f.blocked("10.0.0.1"));
+        f.record("10.0.0.1");
+        assert!(f.blocked("10.0.0.1"));
+        assert!(!f.blocked("10.0.0.2"));
+    }
+
+    #[test]
+    fn metrics_render_as_prometheus_text() {
+        let m = Metrics::default();
+        m.requests.fetch_add(3, Ordering::Relaxed);
+        let text = m.render(Some(Counts::default()), Some(2));
+        assert!(text.contains("lockgate_http_requests_total 3\n"));
+        assert!(text.contains("lockgate_ledger_rows{table=\"approvals\"} 0\n"));
+        assert!(text.contains("lockgate_pending_changes 2\n"));
+    }
+}
