@@ -345,3 +345,147 @@ fn a_person_config_with_an_agent_identity_is_refused() {
         run.stderr
     );
 }
+
+/// POSTs JSON; `None` when the connection fails (the server is gone).
+fn try_post(url: &str, token: &str, body: &Value) -> Option<u16> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .into();
+    agent
+        .post(url)
+        .header("Authorization", &format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .send(serde_json::to_vec(body).unwrap().as_slice())
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
+/// A burst of approvals, the server killed with SIGKILL in the middle of it, a restart:
+/// every approval the server acknowledged is still there.
+fn kill_during_burst(db: &str) {
+    let r = TestRepo::new();
+    let trust = agent_key(&r);
+    r.write(".lockgate/trust.toml", &trust);
+    r.write(
+        ".github/CODEOWNERS",
+        "* @org/maintainers\n/src/ @org/backend\n",
+    );
+    r.write("src/lib.rs", "pub fn f() {}\n");
+    r.commit("init");
+    r.branch("change");
+    r.write("src/lib.rs", "pub fn f() {}\npub fn g() {}\n");
+    r.commit_as(CLAUDE, "feat: g");
+    attest(&r, "claude-code", "claude-sonnet-4-5");
+    let run = lockgate(&r, &["check", "--base", "main", "--format", "json"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let decision: Value = serde_json::from_str(&run.stdout).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("server.toml");
+    std::fs::write(&config, SERVER_CONFIG).unwrap();
+    let ci = token(&r, &config, db, "ci-main", "ci");
+    let ada = token(&r, &config, db, "ada", "person");
+    let server = start(&r, &config, db);
+    let url = server.url().to_string();
+
+    // One decision per change, each at its own head.
+    const CHANGES: usize = 160;
+    let head = |i: usize| format!("{:040x}", i + 1);
+    for i in 0..CHANGES {
+        let mut d = decision.clone();
+        d["head"] = json!(head(i));
+        let body = json!({"repo": "acme/api", "change_ref": format!("pr/{i}"), "decision": d});
+        assert_eq!(
+            try_post(&format!("{url}/api/v1/decisions"), &ci, &body),
+            Some(200)
+        );
+    }
+
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let url = url.clone();
+        let ada = ada.clone();
+        let acknowledged = acknowledged.clone();
+        workers.push(std::thread::spawn(move || {
+            for i in (w..CHANGES).step_by(4) {
+                let body = json!({"repo": "acme/api", "change_ref": format!("pr/{i}"),
+                                  "head_sha": head(i), "state": "approved"});
+                match try_post(&format!("{url}/api/v1/approvals"), &ada, &body) {
+                    Some(200) => acknowledged.lock().unwrap().push(i),
+                    Some(other) => panic!("approval {i}: HTTP {other}"),
+                    None => return,
+                }
+            }
+        }));
+    }
+    // Kill -9 once a third of the burst is acknowledged.
+    while acknowledged.lock().unwrap().len() < CHANGES / 3 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    drop(server);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() < CHANGES, "the kill landed mid-burst");
+
+    let server = start(&r, &config, db);
+    let url = server.url().to_string();
+    for i in &acknowledged {
+        let (s, view) = http(
+            "GET",
+            &format!("{url}/api/v1/change?repo=acme/api&change=pr/{i}"),
+            Some(&ada),
+            None,
+        );
+        assert_eq!(s, 200);
+        assert_eq!(
+            view["state"]["approved"], true,
+            "pr/{i} lost its approval: {view}"
+        );
+    }
+    let (_, pending) = http(
+        "GET",
+        &format!("{url}/api/v1/pending?limit=1000"),
+        Some(&ada),
+        None,
+    );
+    assert_eq!(
+        pending.as_array().unwrap().len(),
+        CHANGES,
+        "approvals do not change the latest decision"
+    );
+    eprintln!(
+        "kill -9 during the burst: {} of {CHANGES} approvals acknowledged, all {} present after restart",
+        acknowledged.len(),
+        acknowledged.len()
+    );
+}
+
+#[test]
+fn no_acknowledged_approval_is_lost_to_kill_9_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    kill_during_burst(&format!(
+        "sqlite://{}",
+        dir.path().join("ledger.db").display()
+    ));
+}
+
+#[test]
+fn no_acknowledged_approval_is_lost_to_kill_9_on_postgres() {
+    let Ok(admin) = std::env::var(TEST_DATABASE_URL) else {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "NOTICE: no_acknowledged_approval_is_lost_to_kill_9_on_postgres skipped — set {TEST_DATABASE_URL}"
+        );
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (url, name) = rt.block_on(scratch::create_database(&admin)).unwrap();
+    kill_during_burst(&url);
+    rt.block_on(scratch::drop_database(&admin, &name)).unwrap();
+}
