@@ -489,3 +489,116 @@ fn no_acknowledged_approval_is_lost_to_kill_9_on_postgres() {
     kill_during_burst(&url);
     rt.block_on(scratch::drop_database(&admin, &name)).unwrap();
 }
+
+/// Two servers on one database: a decision recorded through one is approved through
+/// the other, and the same approval sent to both at once is stored once.
+fn two_replicas(db: &str) {
+    let r = TestRepo::new();
+    let trust = agent_key(&r);
+    r.write(".lockgate/trust.toml", &trust);
+    r.write(".github/CODEOWNERS", "/src/ @org/backend\n");
+    r.write("src/lib.rs", "pub fn f() {}\n");
+    r.commit("init");
+    r.branch("change");
+    r.write("src/lib.rs", "pub fn f() {}\npub fn g() {}\n");
+    r.commit_as(CLAUDE, "feat: g");
+    attest(&r, "claude-code", "claude-sonnet-4-5");
+    let run = lockgate(&r, &["check", "--base", "main", "--format", "json"]);
+    let decision: Value = serde_json::from_str(&run.stdout).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("server.toml");
+    std::fs::write(&config, SERVER_CONFIG).unwrap();
+    let ci = token(&r, &config, db, "ci-main", "ci");
+    let ada = token(&r, &config, db, "ada", "person");
+    let a = start(&r, &config, db);
+    let b = start(&r, &config, db);
+    let (ua, ub) = (a.url().to_string(), b.url().to_string());
+
+    let body = json!({"repo": "acme/api", "change_ref": "pr/7", "decision": decision});
+    assert_eq!(
+        try_post(&format!("{ua}/api/v1/decisions"), &ci, &body),
+        Some(200)
+    );
+    let approval = json!({"repo": "acme/api", "change_ref": "pr/7", "head_sha": r.head(), "state": "approved"});
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let url = if i % 2 == 0 { ua.clone() } else { ub.clone() };
+            let (ada, approval) = (ada.clone(), approval.clone());
+            std::thread::spawn(move || {
+                try_post(&format!("{url}/api/v1/approvals"), &ada, &approval)
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), Some(200));
+    }
+    for url in [&ua, &ub] {
+        let (_, view) = http(
+            "GET",
+            &format!("{url}/api/v1/change?repo=acme/api&change=pr/7"),
+            Some(&ada),
+            None,
+        );
+        assert_eq!(view["state"]["approved"], true, "{view}");
+        assert_eq!(
+            view["state"]["approvals"].as_array().unwrap().len(),
+            1,
+            "{view}"
+        );
+    }
+    // A token made while both run works on both; revoked, on neither.
+    let bob = token(&r, &config, db, "bob", "person");
+    for url in [&ua, &ub] {
+        assert_eq!(
+            http("GET", &format!("{url}/api/v1/pending"), Some(&bob), None).0,
+            200
+        );
+    }
+    let id = bob.split('_').nth(1).unwrap();
+    let run = lockgate(
+        &r,
+        &[
+            "serve",
+            "token",
+            "revoke",
+            id,
+            "--config",
+            config.to_str().unwrap(),
+            "--database-url",
+            db,
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for url in [&ua, &ub] {
+        assert_eq!(
+            http("GET", &format!("{url}/api/v1/pending"), Some(&bob), None).0,
+            401
+        );
+    }
+}
+
+#[test]
+fn two_replicas_on_one_sqlite_file_behave_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    two_replicas(&format!(
+        "sqlite://{}",
+        dir.path().join("ledger.db").display()
+    ));
+}
+
+#[test]
+fn two_replicas_on_one_postgres_behave_as_one() {
+    let Ok(admin) = std::env::var(TEST_DATABASE_URL) else {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "NOTICE: two_replicas_on_one_postgres_behave_as_one skipped — set {TEST_DATABASE_URL}"
+        );
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (url, name) = rt.block_on(scratch::create_database(&admin)).unwrap();
+    two_replicas(&url);
+    rt.block_on(scratch::drop_database(&admin, &name)).unwrap();
+}
