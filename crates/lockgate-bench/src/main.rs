@@ -25,6 +25,8 @@ struct Args {
     /// Run only this group: check, attest or log.
     only: Option<String>,
     log_seconds: u64,
+    serve_seconds: u64,
+    serve_rate: u64,
 }
 
 fn parse_args() -> Args {
@@ -34,6 +36,8 @@ fn parse_args() -> Args {
         keep: None,
         only: None,
         log_seconds: 6,
+        serve_seconds: 10,
+        serve_rate: 1000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -46,17 +50,31 @@ fn parse_args() -> Args {
                     .expect("--large-files N")
             }
             "--keep" => args.keep = Some(it.next().expect("--keep DIR").into()),
-            "--only" => args.only = Some(it.next().expect("--only check|attest|log|evidence")),
+            "--only" => {
+                args.only = Some(it.next().expect("--only check|attest|log|evidence|serve"))
+            }
             "--log-seconds" => {
                 args.log_seconds = it
                     .next()
                     .and_then(|v| v.parse().ok())
                     .expect("--log-seconds N")
             }
+            "--serve-seconds" => {
+                args.serve_seconds = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--serve-seconds N")
+            }
+            "--serve-rate" => {
+                args.serve_rate = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--serve-rate N")
+            }
             "-h" | "--help" => {
                 println!(
                     "usage: lockgate-bench [--runs N] [--large-files N] [--keep DIR] \
-                     [--only check|attest|log|evidence] [--log-seconds N]"
+                     [--only check|attest|log|evidence|serve] [--log-seconds N] [--serve-seconds N] [--serve-rate N]"
                 );
                 std::process::exit(0);
             }
@@ -91,6 +109,14 @@ fn main() {
     }
     if wants("log") {
         log_bench::run(&root, args.log_seconds);
+    }
+    if wants("serve") {
+        serve_bench::run(
+            &lockgate,
+            &root.join("serve"),
+            args.serve_seconds,
+            args.serve_rate,
+        );
     }
     if wants("evidence") {
         evidence_bench::run(&lockgate, &root.join("evidence"), args.runs);
@@ -160,6 +186,7 @@ fn check_scenarios(args: &Args, lockgate: &Path, root: &Path) {
 mod attest_bench;
 mod evidence_bench;
 mod log_bench;
+mod serve_bench;
 
 struct Measurement {
     median: Duration,

@@ -65,6 +65,8 @@ pub enum StoreError {
 pub struct Store {
     pub(crate) pool: AnyPool,
     backend: Backend,
+    /// Repositories known to exist (rows are never deleted), so recording skips a write.
+    known_repos: std::sync::Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -120,7 +122,11 @@ impl Store {
             });
         let pool = options.connect(&url).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            known_repos: Default::default(),
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -135,6 +141,14 @@ impl Store {
     /// Records a repository by name (idempotent).
     pub async fn ensure_repository(&self, name: &str) -> Result<(), StoreError> {
         check_len("repo", name, 1, MAX_NAME)?;
+        if self
+            .known_repos
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(name)
+        {
+            return Ok(());
+        }
         sqlx::query(
             "INSERT INTO repositories (name, created_ms) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
         )
@@ -142,6 +156,10 @@ impl Store {
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
+        let mut known = self.known_repos.write().unwrap_or_else(|e| e.into_inner());
+        if known.len() < 100_000 {
+            known.insert(name.to_string());
+        }
         Ok(())
     }
 
@@ -177,12 +195,13 @@ impl Store {
         d.validate()?;
         self.ensure_repository(&d.repo).await?;
         let id = new_id();
-        let result = sqlx::query(
+        // The common case (a new decision) is one round trip: RETURNING gives the row.
+        let inserted = sqlx::query(&format!(
             "INSERT INTO decisions (id, repo, change_ref, base_sha, head_sha, verdict, input_digest, \
              author_kind, agent, trust_score, document, created_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-             ON CONFLICT (repo, change_ref, head_sha, input_digest) DO NOTHING",
-        )
+             ON CONFLICT (repo, change_ref, head_sha, input_digest) DO NOTHING RETURNING {DECISION_COLUMNS}"
+        ))
         .bind(&id)
         .bind(&d.repo)
         .bind(&d.change_ref)
@@ -195,8 +214,14 @@ impl Store {
         .bind(i64::from(d.trust_score))
         .bind(&d.document)
         .bind(now_ms())
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
+        if let Some(row) = inserted {
+            return Ok(Recorded {
+                record: decision_from_row(&row)?,
+                changed: true,
+            });
+        }
         let row = sqlx::query(&format!(
             "SELECT {DECISION_COLUMNS} FROM decisions \
              WHERE repo = $1 AND change_ref = $2 AND head_sha = $3 AND input_digest = $4"
@@ -209,7 +234,7 @@ impl Store {
         .await?;
         Ok(Recorded {
             record: decision_from_row(&row)?,
-            changed: result.rows_affected() == 1,
+            changed: false,
         })
     }
 

@@ -1,0 +1,273 @@
+//! `lockgate serve` under load from this process, over loopback: the record-decision
+//! and read-approvals endpoints at a fixed request rate (open loop: latency is measured
+//! from each request's scheduled start, so a slow server cannot hide queueing), on
+//! SQLite and — when `LOCKGATE_TEST_DATABASE_URL` names a server — PostgreSQL.
+//! Target: p99 under 10 ms at 1,000 requests/s.
+
+use super::build_repo;
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const WORKERS: usize = 32;
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lockgate_out(lockgate: &Path, dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(lockgate)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run lockgate");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn start(lockgate: &Path, dir: &Path, config: &Path, db: &str) -> Server {
+    let mut child = Command::new(lockgate)
+        .current_dir(dir)
+        .args([
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--database-url",
+            db,
+        ])
+        .args(["--listen", "127.0.0.1:0"])
+        .env("LOCKGATE_LOG_LEVEL", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start lockgate serve");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    Server { child, url }
+}
+
+struct Load {
+    p50: Duration,
+    p99: Duration,
+    p999: Duration,
+    max: Duration,
+    sent: usize,
+    errors: usize,
+    achieved: f64,
+}
+
+/// Sends `rate` requests per second for `seconds`, each made by `request(i)` on a
+/// keep-alive connection of one of `WORKERS` threads.
+fn load(
+    rate: u64,
+    seconds: u64,
+    request: Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync>,
+) -> Load {
+    let total = (rate * seconds) as usize;
+    let interval = Duration::from_nanos(1_000_000_000 / rate);
+    let start = Instant::now() + Duration::from_millis(50);
+    let handles: Vec<_> = (0..WORKERS)
+        .map(|w| {
+            let request = request.clone();
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(10)))
+                    .build()
+                    .into();
+                let mut latencies = Vec::new();
+                let mut errors = 0;
+                for i in (w..total).step_by(WORKERS) {
+                    let due = start + interval * i as u32;
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    if !request(&agent, i) {
+                        errors += 1;
+                    }
+                    latencies.push(due.elapsed());
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(total);
+    let mut errors = 0;
+    for h in handles {
+        let (l, e) = h.join().unwrap();
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = start.elapsed();
+    all.sort();
+    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    Load {
+        p50: at(0.50),
+        p99: at(0.99),
+        p999: at(0.999),
+        max: *all.last().unwrap(),
+        sent: all.len(),
+        errors,
+        achieved: all.len() as f64 / elapsed.as_secs_f64(),
+    }
+}
+
+fn report(label: &str, l: &Load) {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "  {label:<34} p50 {:>6.2} ms  p99 {:>6.2} ms  p99.9 {:>6.2} ms  max {:>7.2} ms  ({} requests, {:.0}/s, {} errors) → target p99 < 10 ms {}",
+        ms(l.p50),
+        ms(l.p99),
+        ms(l.p999),
+        ms(l.max),
+        l.sent,
+        l.achieved,
+        l.errors,
+        if l.p99 < Duration::from_millis(10) && l.errors == 0 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+}
+
+pub fn run(lockgate: &Path, root: &Path, seconds: u64, rate: u64) {
+    let repo = root.join("serve-repo");
+    build_repo(&repo, 200, 5, 20, 3);
+    let decision = lockgate_out(
+        lockgate,
+        &repo,
+        &[
+            "check", "--base", "main", "--head", "pr", "--format", "json",
+        ],
+    );
+    let decision: serde_json::Value = serde_json::from_str(&decision).expect("a decision");
+    let config = root.join("server.toml");
+    std::fs::write(
+        &config,
+        "[[person]]\nid = \"ada\"\nemails = [\"ada@example.org\"]\ngithub = \"ada\"\nteams = [\"@org/maintainers\"]\n",
+    )
+    .unwrap();
+
+    let mut backends = vec![(
+        "SQLite".to_string(),
+        format!("sqlite://{}", root.join("ledger.db").display()),
+        None,
+    )];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    match std::env::var(lockgate_store::scratch::TEST_DATABASE_URL) {
+        Ok(admin) if !admin.is_empty() => {
+            let (url, name) = rt
+                .block_on(lockgate_store::scratch::create_database(&admin))
+                .expect("scratch PostgreSQL database");
+            backends.push(("PostgreSQL".into(), url, Some((admin, name))));
+        }
+        _ => println!(
+            "  (PostgreSQL skipped: set {} to measure it too)",
+            lockgate_store::scratch::TEST_DATABASE_URL
+        ),
+    }
+
+    println!(
+        "lockgate serve under load: {rate} requests/s for {seconds} s per endpoint, {WORKERS} keep-alive clients, loopback"
+    );
+    for (name, db, scratch) in backends {
+        let ci = lockgate_out(
+            lockgate,
+            &repo,
+            &[
+                "serve",
+                "token",
+                "create",
+                "--subject",
+                "ci",
+                "--role",
+                "ci",
+                "--database-url",
+                &db,
+            ],
+        );
+        let ada = lockgate_out(
+            lockgate,
+            &repo,
+            &[
+                "serve",
+                "token",
+                "create",
+                "--subject",
+                "ada",
+                "--role",
+                "person",
+                "--database-url",
+                &db,
+            ],
+        );
+        let server = start(lockgate, &repo, &config, &db);
+        let url = Arc::new(server.url.clone());
+
+        // One change to read; then record-decision and read-approvals at the rate.
+        let seed =
+            serde_json::json!({"repo": "acme/api", "change_ref": "pr/1", "decision": decision});
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let s = agent
+            .post(&format!("{url}/api/v1/decisions"))
+            .header("Authorization", &format!("Bearer {ci}"))
+            .header("Content-Type", "application/json")
+            .send(serde_json::to_vec(&seed).unwrap().as_slice())
+            .unwrap()
+            .status();
+        assert_eq!(s.as_u16(), 200, "seeding the ledger");
+
+        let body_prefix = Arc::new(decision.clone());
+        let (u, t) = (url.clone(), Arc::new(ci.clone()));
+        let record: Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync> = Arc::new(
+            move |agent, i| {
+                let body = serde_json::json!({"repo": "acme/api", "change_ref": format!("bench/{i}"), "decision": &*body_prefix});
+                agent
+                    .post(&format!("{u}/api/v1/decisions"))
+                    .header("Authorization", &format!("Bearer {t}"))
+                    .header("Content-Type", "application/json")
+                    .send(serde_json::to_vec(&body).unwrap().as_slice())
+                    .map(|r| r.status().as_u16() == 200)
+                    .unwrap_or(false)
+            },
+        );
+        let (u, t) = (url.clone(), Arc::new(ada.clone()));
+        let read: Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync> =
+            Arc::new(move |agent, _| {
+                agent
+                    .get(&format!("{u}/api/v1/change?repo=acme/api&change=pr/1"))
+                    .header("Authorization", &format!("Bearer {t}"))
+                    .call()
+                    .map(|mut r| r.status().as_u16() == 200 && r.body_mut().read_to_vec().is_ok())
+                    .unwrap_or(false)
+            });
+        println!("{name}:");
+        report("POST /api/v1/decisions", &load(rate, seconds, record));
+        report("GET /api/v1/change (approvals)", &load(rate, seconds, read));
+        drop(server);
+        if let Some((admin, name)) = scratch {
+            let _ = rt.block_on(lockgate_store::scratch::drop_database(&admin, &name));
+        }
+    }
+    println!();
+}
