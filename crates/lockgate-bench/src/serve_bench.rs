@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 const WORKERS: usize = 32;
 
+/// Makes request number `i` on a client's connection; true when it succeeded.
+type Request = Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync>;
+
 struct Server {
     child: Child,
     url: String,
@@ -77,7 +80,7 @@ struct Load {
 fn load(
     rate: u64,
     seconds: u64,
-    request: Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync>,
+    request: Request,
 ) -> Load {
     let total = (rate * seconds) as usize;
     let interval = Duration::from_nanos(1_000_000_000 / rate);
@@ -239,7 +242,7 @@ pub fn run(lockgate: &Path, root: &Path, seconds: u64, rate: u64) {
 
         let body_prefix = Arc::new(decision.clone());
         let (u, t) = (url.clone(), Arc::new(ci.clone()));
-        let record: Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync> = Arc::new(
+        let record: Request = Arc::new(
             move |agent, i| {
                 let body = serde_json::json!({"repo": "acme/api", "change_ref": format!("bench/{i}"), "decision": &*body_prefix});
                 agent
@@ -252,7 +255,7 @@ pub fn run(lockgate: &Path, root: &Path, seconds: u64, rate: u64) {
             },
         );
         let (u, t) = (url.clone(), Arc::new(ada.clone()));
-        let read: Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync> =
+        let read: Request =
             Arc::new(move |agent, _| {
                 agent
                     .get(&format!("{u}/api/v1/change?repo=acme/api&change=pr/1"))
