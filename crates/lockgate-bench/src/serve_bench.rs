@@ -77,11 +77,7 @@ struct Load {
 
 /// Sends `rate` requests per second for `seconds`, each made by `request(i)` on a
 /// keep-alive connection of one of `WORKERS` threads.
-fn load(
-    rate: u64,
-    seconds: u64,
-    request: Request,
-) -> Load {
+fn load(rate: u64, seconds: u64, request: Request) -> Load {
     let total = (rate * seconds) as usize;
     let interval = Duration::from_nanos(1_000_000_000 / rate);
     let start = Instant::now() + Duration::from_millis(50);
@@ -242,28 +238,25 @@ pub fn run(lockgate: &Path, root: &Path, seconds: u64, rate: u64) {
 
         let body_prefix = Arc::new(decision.clone());
         let (u, t) = (url.clone(), Arc::new(ci.clone()));
-        let record: Request = Arc::new(
-            move |agent, i| {
-                let body = serde_json::json!({"repo": "acme/api", "change_ref": format!("bench/{i}"), "decision": &*body_prefix});
-                agent
-                    .post(&format!("{u}/api/v1/decisions"))
-                    .header("Authorization", &format!("Bearer {t}"))
-                    .header("Content-Type", "application/json")
-                    .send(serde_json::to_vec(&body).unwrap().as_slice())
-                    .map(|r| r.status().as_u16() == 200)
-                    .unwrap_or(false)
-            },
-        );
+        let record: Request = Arc::new(move |agent, i| {
+            let body = serde_json::json!({"repo": "acme/api", "change_ref": format!("bench/{i}"), "decision": &*body_prefix});
+            agent
+                .post(&format!("{u}/api/v1/decisions"))
+                .header("Authorization", &format!("Bearer {t}"))
+                .header("Content-Type", "application/json")
+                .send(serde_json::to_vec(&body).unwrap().as_slice())
+                .map(|r| r.status().as_u16() == 200)
+                .unwrap_or(false)
+        });
         let (u, t) = (url.clone(), Arc::new(ada.clone()));
-        let read: Request =
-            Arc::new(move |agent, _| {
-                agent
-                    .get(&format!("{u}/api/v1/change?repo=acme/api&change=pr/1"))
-                    .header("Authorization", &format!("Bearer {t}"))
-                    .call()
-                    .map(|mut r| r.status().as_u16() == 200 && r.body_mut().read_to_vec().is_ok())
-                    .unwrap_or(false)
-            });
+        let read: Request = Arc::new(move |agent, _| {
+            agent
+                .get(&format!("{u}/api/v1/change?repo=acme/api&change=pr/1"))
+                .header("Authorization", &format!("Bearer {t}"))
+                .call()
+                .map(|mut r| r.status().as_u16() == 200 && r.body_mut().read_to_vec().is_ok())
+                .unwrap_or(false)
+        });
         println!("{name}:");
         report("POST /api/v1/decisions", &load(rate, seconds, record));
         report("GET /api/v1/change (approvals)", &load(rate, seconds, read));
