@@ -279,12 +279,75 @@ fn approval_flow(db: &str) {
         "/api/v1/pending",
         "/api/v1/change",
         "/api/v1/commit",
+        "/api/v1/holds",
+        "/api/v1/holds/release",
     ] {
         assert!(
             spec["paths"].get(path).is_some(),
             "{path} missing from the spec"
         );
     }
+
+    // Holds: an admin places one, CI cannot release it, a person does.
+    let admin = token(&r, &config, db, "ada", "admin");
+    let holds = format!("{url}/api/v1/holds");
+    let freeze = json!({"scope": "agent", "target": "claude-code", "reason": "incident 7"});
+    let (s, _) = http("POST", &holds, Some(&bob), Some(freeze.clone()));
+    assert_eq!(s, 403, "only admins place holds");
+    let (s, hold) = http("POST", &holds, Some(&admin), Some(freeze));
+    assert_eq!(s, 200, "{hold}");
+    assert_eq!(hold["placed_by"], "ada");
+    let (_, active) = http("GET", &holds, Some(&bob), None);
+    assert_eq!(active.as_array().unwrap().len(), 1);
+    let release = format!("{url}/api/v1/holds/release");
+    let (s, _) = http("POST", &release, Some(&ci), Some(json!({"id": hold["id"]})));
+    assert_eq!(s, 403, "CI cannot release a hold");
+    let (s, released) = http(
+        "POST",
+        &release,
+        Some(&bob),
+        Some(json!({"id": hold["id"]})),
+    );
+    assert_eq!(s, 200, "{released}");
+    assert_eq!(released["released_by"], "bob");
+    let (_, active) = http("GET", &holds, Some(&bob), None);
+    assert!(active.as_array().unwrap().is_empty());
+
+    let (s, metrics) = http("GET", &format!("{url}/metrics"), None, None);
+    assert_eq!(s, 200);
+    let metrics = metrics.as_str().unwrap().to_string();
+    assert!(
+        metrics.contains("lockgate_ledger_rows{table=\"decisions\"} 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("lockgate_pending_changes 1"), "{metrics}");
+    assert!(
+        // Counters are per process: since the restart, one refusal (the stale head).
+        metrics.contains("lockgate_approvals_refused_total 1"),
+        "{metrics}"
+    );
+
+    // Guessing tokens: after 20 failures this address is refused for a minute, even with
+    // a good token.
+    for _ in 0..20 {
+        let (s, _) = http(
+            "GET",
+            &format!("{url}/api/v1/pending"),
+            Some("lgt_guess"),
+            None,
+        );
+        assert_eq!(s, 401);
+    }
+    let (s, e) = http("GET", &format!("{url}/api/v1/pending"), Some(&bob), None);
+    assert_eq!(s, 429, "{e}");
+    let (_, metrics) = http("GET", &format!("{url}/metrics"), None, None);
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("lockgate_auth_failures_total"),
+        "{metrics}"
+    );
     drop(server);
 }
 

@@ -7,6 +7,8 @@
 //! | `POST /api/v1/approvals` | person, admin | approves or requests changes at a head, if the rules allow (`lockgate_core::approvals`) |
 //! | `GET /api/v1/change?repo=&change=` | any token | decision history, approvals at the latest head, status |
 //! | `GET /api/v1/commit?repo=&sha=` | any token | decisions made for a head commit |
+//! | `GET /api/v1/holds`, `POST /api/v1/holds` | any / admin | active merge holds; place one (global, repo, agent, change) |
+//! | `POST /api/v1/holds/release` | person, admin | a person releases a hold |
 //! | `GET /api/v1/openapi.json` | anyone | this API as OpenAPI 3.1 |
 //! | `GET /healthz`, `GET /readyz` | anyone | liveness; readiness (the database answers) |
 //! | `GET /metrics` | anyone | Prometheus text: requests, decisions, approvals, refusals, auth failures, ledger rows, pending |
@@ -74,6 +76,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/approvals", post(approve))
         .route("/api/v1/change", get(change))
         .route("/api/v1/commit", get(commit))
+        .route("/api/v1/holds", get(list_holds).post(place_hold))
+        .route("/api/v1/holds/release", post(release_hold))
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -511,6 +515,66 @@ async fn commit(
             "agent": a.agent, "model": a.model, "digest": a.digest, "created_ms": a.created_ms,
         })).collect::<Vec<_>>(),
     })))
+}
+
+async fn list_holds(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> ApiResult<Vec<lockgate_store::HoldRecord>> {
+    caller(&state, &headers).await?;
+    Ok(Json(state.store.active_holds().await?))
+}
+
+/// `POST /api/v1/holds` body.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceHold {
+    pub scope: lockgate_store::HoldScope,
+    #[serde(default)]
+    pub target: String,
+    pub reason: String,
+}
+
+async fn place_hold(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<lockgate_store::HoldRecord> {
+    let token = caller(&state, &headers).await?;
+    require(&token, &[Role::Admin])?;
+    let body: PlaceHold = parse_json(&body)?;
+    let hold = state
+        .store
+        .place_hold(&lockgate_store::NewHold {
+            scope: body.scope,
+            target: body.target,
+            reason: body.reason,
+            placed_by: token.subject.clone(),
+        })
+        .await?;
+    tracing::info!(hold = %hold.id, scope = hold.scope.as_str(), target = %hold.target, by = %token.subject, "hold placed");
+    Ok(Json(hold))
+}
+
+/// `POST /api/v1/holds/release` body.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseHold {
+    pub id: String,
+}
+
+async fn release_hold(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<lockgate_store::HoldRecord> {
+    let token = caller(&state, &headers).await?;
+    // A person releases a hold: never a CI job (or the agent it runs).
+    require(&token, &[Role::Person, Role::Admin])?;
+    let body: ReleaseHold = parse_json(&body)?;
+    let hold = state.store.release_hold(&body.id, &token.subject).await?;
+    tracing::info!(hold = %hold.id, by = %token.subject, "hold released");
+    Ok(Json(hold))
 }
 
 /// Opens the store, binds, prints `listening on http://ADDR`, serves until `shutdown`
