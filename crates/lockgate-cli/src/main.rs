@@ -350,22 +350,41 @@ fn run(cli: Cli) -> Result<u8> {
     }
 }
 
-fn run_check(args: CheckArgs) -> Result<u8> {
-    let repo = lockgate_git::Repo::discover(&args.repo)?;
-    let base = match args.base {
+/// The check of `base` (or the default base) ..`head` in `repo`, rules from the base
+/// unless `config`/`policy_dir` override them, with the evidence flags.
+fn check_request(
+    repo: PathBuf,
+    base: Option<String>,
+    head: String,
+    config: Option<PathBuf>,
+    policy_dir: Option<PathBuf>,
+    evidence: &EvidenceArgs,
+) -> Result<check::CheckRequest> {
+    let base = match base {
         Some(b) => b,
-        None => default_base(&repo)?,
+        None => default_base(&lockgate_git::Repo::discover(&repo)?)?,
     };
-    let request = check::CheckRequest {
-        repo: args.repo,
+    Ok(check::CheckRequest {
+        repo,
         base,
-        head: args.head,
-        config_file: args.config,
-        policy_dir: args.policy_dir,
+        head,
+        config_file: config,
+        policy_dir,
         rules_at: None,
-        evidence: args.evidence.paths(),
-        ledger: args.evidence.ledger,
-    };
+        evidence: evidence.paths(),
+        ledger: evidence.ledger.clone(),
+    })
+}
+
+fn run_check(args: CheckArgs) -> Result<u8> {
+    let request = check_request(
+        args.repo,
+        args.base,
+        args.head,
+        args.config,
+        args.policy_dir,
+        &args.evidence,
+    )?;
     let result = check::run(&request)?;
     if let Some(path) = &args.input_out {
         // Exactly the bytes policy saw: `sha256sum` of the file is the input digest.
@@ -401,21 +420,14 @@ fn run_check(args: CheckArgs) -> Result<u8> {
 }
 
 fn run_evidence(args: EvidenceCmdArgs) -> Result<u8> {
-    let repo = lockgate_git::Repo::discover(&args.repo)?;
-    let base = match args.base {
-        Some(b) => b,
-        None => default_base(&repo)?,
-    };
-    let request = check::CheckRequest {
-        repo: args.repo,
-        base,
-        head: args.head,
-        config_file: args.config,
-        policy_dir: None,
-        rules_at: None,
-        evidence: args.evidence.paths(),
-        ledger: args.evidence.ledger,
-    };
+    let request = check_request(
+        args.repo,
+        args.base,
+        args.head,
+        args.config,
+        None,
+        &args.evidence,
+    )?;
     let d = check::run(&request)?.decision;
     let mut stdout = std::io::stdout().lock();
     if args.json {

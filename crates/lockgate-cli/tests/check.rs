@@ -1,82 +1,24 @@
 //! `lockgate check` end to end: the real binary on real git repositories.
 
+mod common;
+
+use common::{agent_key, lockgate, lockgate_env};
 use lockgate_testkit::{CLAUDE, COPILOT, DEPENDABOT, HUMAN, TestRepo};
 use serde_json::Value;
 use std::process::Command;
 
-/// A synthetic key in AWS's documented format. Not a live credential.
-const FAKE_AWS_KEY: &str = "AKIAQYLPMN5HHHFPZAM2"; // lockgate:allow (synthetic key)
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn lockgate(repo: &TestRepo, args: &[&str]) -> Run {
-    lockgate_env(repo, args, &[])
-}
-
-fn lockgate_env(repo: &TestRepo, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lockgate"));
-    cmd.current_dir(repo.path()).args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.env_remove("GITHUB_BASE_REF");
-    let out = cmd.output().expect("run lockgate");
-    Run {
-        code: out.status.code().expect("exit code"),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
+/// `lockgate check --base main --format json`.
 fn check_json(repo: &TestRepo) -> (i32, Value) {
-    let run = lockgate(
-        repo,
-        &[
-            "check", "--base", "main", "--head", "HEAD", "--format", "json",
-        ],
-    );
-    let json = serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("{e}: stdout {} stderr {}", run.stdout, run.stderr));
-    (run.code, json)
-}
-
-/// Generates the agents' signing key inside `.git/` (never committed) with the real
-/// binary, and returns the trust-root TOML that trusts it.
-fn agent_key(r: &TestRepo) -> String {
-    let prefix = r.path().join(".git/agent");
-    let run = lockgate(r, &["keygen", "--out", prefix.to_str().unwrap()]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let public = std::fs::read_to_string(r.path().join(".git/agent.pub")).unwrap();
-    format!("[[key]]\nname = \"ci-agents\"\nagents = [\"*\"]\npublic_key = '''\n{public}'''\n")
+    common::check_json(repo, &[])
 }
 
 /// Signs the session `main..HEAD` as `agent`, like the agent's sandbox would.
 fn attest(r: &TestRepo, agent: &str) {
-    let key = r.path().join(".git/agent.key");
-    let run = lockgate(
-        r,
-        &[
-            "attest",
-            "--key",
-            key.to_str().unwrap(),
-            "--agent",
-            agent,
-            "--model",
-            "claude-sonnet-4-5",
-            "--prompt",
-            "do the task",
-            "--base",
-            "main",
-            "--head",
-            "HEAD",
-        ],
-    );
-    assert_eq!(run.code, 0, "attest failed: {}{}", run.stdout, run.stderr);
+    common::attest(r, agent, "claude-sonnet-4-5");
 }
+
+/// A synthetic key in AWS's documented format. Not a live credential.
+const FAKE_AWS_KEY: &str = "AKIAQYLPMN5HHHFPZAM2"; // lockgate:allow (synthetic key)
 
 /// A repository with owners and a few files on `main` (including a trust root for the
 /// agents' key), and a `change` branch checked out.

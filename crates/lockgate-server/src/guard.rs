@@ -33,7 +33,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// The Prometheus text exposition.
-    pub fn render(&self, counts: Option<Counts>, pending: Option<usize>) -> String {
+    pub fn render(&self, counts: Option<Counts>, pending: Option<u64>) -> String {
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, v: u64| {
             out.push_str(&format!(

@@ -184,12 +184,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let counts = state.store.counts().await.ok();
-    let pending = state
-        .store
-        .pending(None, lockgate_store::MAX_LIST)
-        .await
-        .ok()
-        .map(|p| p.len());
+    let pending = state.store.pending_count().await.ok();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(counts, pending),

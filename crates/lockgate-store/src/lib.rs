@@ -35,6 +35,11 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 use std::time::Duration;
 
+/// `decisions d` rows that are their change's latest decision and need approval.
+const PENDING: &str = "d.verdict = 'needs_approval' \
+     AND NOT EXISTS (SELECT 1 FROM decisions n WHERE n.repo = d.repo AND n.change_ref = d.change_ref \
+         AND (n.created_ms > d.created_ms OR (n.created_ms = d.created_ms AND n.id > d.id)))";
+
 /// The migrations, embedded at build time.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -280,11 +285,8 @@ impl Store {
     ) -> Result<Vec<DecisionRecord>, StoreError> {
         let limit = limit.min(MAX_LIST);
         let sql = format!(
-            "SELECT {DECISION_COLUMNS} FROM decisions d WHERE d.verdict = 'needs_approval' \
-             AND ($1 = '' OR d.repo = $2) \
-             AND NOT EXISTS (SELECT 1 FROM decisions n WHERE n.repo = d.repo AND n.change_ref = d.change_ref \
-                 AND (n.created_ms > d.created_ms OR (n.created_ms = d.created_ms AND n.id > d.id))) \
-             ORDER BY d.created_ms, d.id LIMIT {limit}"
+            "SELECT {DECISION_COLUMNS} FROM decisions d WHERE {PENDING} \
+             AND ($1 = '' OR d.repo = $2) ORDER BY d.created_ms, d.id LIMIT {limit}"
         );
         let repo = repo.unwrap_or("");
         let rows = sqlx::query(&sql)
@@ -293,6 +295,17 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(decision_from_row).collect()
+    }
+
+    /// How many changes are pending (as [`Store::pending`] lists them), without
+    /// reading their documents.
+    pub async fn pending_count(&self) -> Result<u64, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT COUNT(*) AS n FROM decisions d WHERE {PENDING}"
+        ))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>("n")?.max(0) as u64)
     }
 
     /// Records an approval or a change request for an exact head commit. One row per

@@ -14,10 +14,18 @@ pub struct Run {
 
 /// Runs the `lockgate` binary in the repository.
 pub fn lockgate(repo: &TestRepo, args: &[&str]) -> Run {
+    lockgate_env(repo, args, &[])
+}
+
+/// Runs the `lockgate` binary in the repository with extra environment.
+pub fn lockgate_env(repo: &TestRepo, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lockgate"));
     cmd.current_dir(repo.path()).args(args);
     cmd.env_remove("GITHUB_BASE_REF")
         .env_remove("LOCKGATE_LEDGER");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let out = cmd.output().expect("run lockgate");
     Run {
         code: out.status.code().expect("exit code"),
