@@ -362,18 +362,7 @@ fn approval_flow_on_sqlite() {
 
 #[test]
 fn approval_flow_on_postgres() {
-    let Ok(admin) = std::env::var(TEST_DATABASE_URL) else {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "NOTICE: approval_flow_on_postgres skipped — set {TEST_DATABASE_URL}=postgres://user@host/db to run it"
-        );
-        return;
-    };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (url, name) = rt.block_on(scratch::create_database(&admin)).unwrap();
-    approval_flow(&url);
-    rt.block_on(scratch::drop_database(&admin, &name)).unwrap();
+    on_postgres("approval_flow_on_postgres", approval_flow);
 }
 
 #[test]
@@ -409,6 +398,45 @@ fn a_person_config_with_an_agent_identity_is_refused() {
     );
 }
 
+/// A repository whose `change` branch is a signed Claude Code change to `src/` (owned by
+/// @org/backend), and `lockgate check`'s exit code and decision for it.
+fn signed_agent_change() -> (TestRepo, i32, Value) {
+    let r = TestRepo::new();
+    let trust = agent_key(&r);
+    r.write(".lockgate/trust.toml", &trust);
+    r.write(
+        ".github/CODEOWNERS",
+        "* @org/maintainers\n/src/ @org/backend\n",
+    );
+    r.write("src/lib.rs", "pub fn f() {}\n");
+    r.commit("init");
+    r.branch("change");
+    r.write("src/lib.rs", "pub fn f() {}\npub fn g() {}\n");
+    r.commit_as(CLAUDE, "feat: g");
+    attest(&r, "claude-code", "claude-sonnet-4-5");
+    let run = lockgate(&r, &["check", "--base", "main", "--format", "json"]);
+    let decision =
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stderr));
+    (r, run.code, decision)
+}
+
+/// Runs `case` on a scratch PostgreSQL database, or says (past the harness's capture)
+/// that `name` was skipped when no server is configured.
+fn on_postgres(name: &str, case: impl FnOnce(&str)) {
+    let Ok(admin) = std::env::var(TEST_DATABASE_URL) else {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "NOTICE: {name} skipped — set {TEST_DATABASE_URL}=postgres://user@host/db to run it"
+        );
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (url, db) = rt.block_on(scratch::create_database(&admin)).unwrap();
+    case(&url);
+    rt.block_on(scratch::drop_database(&admin, &db)).unwrap();
+}
+
 /// POSTs JSON; `None` when the connection fails (the server is gone).
 fn try_post(url: &str, token: &str, body: &Value) -> Option<u16> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -428,22 +456,8 @@ fn try_post(url: &str, token: &str, body: &Value) -> Option<u16> {
 /// A burst of approvals, the server killed with SIGKILL in the middle of it, a restart:
 /// every approval the server acknowledged is still there.
 fn kill_during_burst(db: &str) {
-    let r = TestRepo::new();
-    let trust = agent_key(&r);
-    r.write(".lockgate/trust.toml", &trust);
-    r.write(
-        ".github/CODEOWNERS",
-        "* @org/maintainers\n/src/ @org/backend\n",
-    );
-    r.write("src/lib.rs", "pub fn f() {}\n");
-    r.commit("init");
-    r.branch("change");
-    r.write("src/lib.rs", "pub fn f() {}\npub fn g() {}\n");
-    r.commit_as(CLAUDE, "feat: g");
-    attest(&r, "claude-code", "claude-sonnet-4-5");
-    let run = lockgate(&r, &["check", "--base", "main", "--format", "json"]);
-    assert_eq!(run.code, 3, "{}", run.stderr);
-    let decision: Value = serde_json::from_str(&run.stdout).unwrap();
+    let (r, code, decision) = signed_agent_change();
+    assert_eq!(code, 3);
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("server.toml");
@@ -539,35 +553,16 @@ fn no_acknowledged_approval_is_lost_to_kill_9_on_sqlite() {
 
 #[test]
 fn no_acknowledged_approval_is_lost_to_kill_9_on_postgres() {
-    let Ok(admin) = std::env::var(TEST_DATABASE_URL) else {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "NOTICE: no_acknowledged_approval_is_lost_to_kill_9_on_postgres skipped — set {TEST_DATABASE_URL}"
-        );
-        return;
-    };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (url, name) = rt.block_on(scratch::create_database(&admin)).unwrap();
-    kill_during_burst(&url);
-    rt.block_on(scratch::drop_database(&admin, &name)).unwrap();
+    on_postgres(
+        "no_acknowledged_approval_is_lost_to_kill_9_on_postgres",
+        kill_during_burst,
+    );
 }
 
 /// Two servers on one database: a decision recorded through one is approved through
 /// the other, and the same approval sent to both at once is stored once.
 fn two_replicas(db: &str) {
-    let r = TestRepo::new();
-    let trust = agent_key(&r);
-    r.write(".lockgate/trust.toml", &trust);
-    r.write(".github/CODEOWNERS", "/src/ @org/backend\n");
-    r.write("src/lib.rs", "pub fn f() {}\n");
-    r.commit("init");
-    r.branch("change");
-    r.write("src/lib.rs", "pub fn f() {}\npub fn g() {}\n");
-    r.commit_as(CLAUDE, "feat: g");
-    attest(&r, "claude-code", "claude-sonnet-4-5");
-    let run = lockgate(&r, &["check", "--base", "main", "--format", "json"]);
-    let decision: Value = serde_json::from_str(&run.stdout).unwrap();
+    let (r, _, decision) = signed_agent_change();
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("server.toml");
@@ -652,16 +647,5 @@ fn two_replicas_on_one_sqlite_file_behave_as_one() {
 
 #[test]
 fn two_replicas_on_one_postgres_behave_as_one() {
-    let Ok(admin) = std::env::var(TEST_DATABASE_URL) else {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "NOTICE: two_replicas_on_one_postgres_behave_as_one skipped — set {TEST_DATABASE_URL}"
-        );
-        return;
-    };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (url, name) = rt.block_on(scratch::create_database(&admin)).unwrap();
-    two_replicas(&url);
-    rt.block_on(scratch::drop_database(&admin, &name)).unwrap();
+    on_postgres("two_replicas_on_one_postgres_behave_as_one", two_replicas);
 }
