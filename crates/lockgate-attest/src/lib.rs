@@ -12,6 +12,7 @@ pub mod keys;
 pub mod predicate;
 pub mod tlog;
 pub mod transcript;
+pub mod transcript_view;
 pub mod trust;
 pub mod verify;
 

@@ -82,3 +82,65 @@ fn agent_trace_spec_example() {
     let bytes = data("agent-trace/example-record.json");
     assert_eq!(agent_trace_digest(&bytes).unwrap(), sha256_set(&bytes));
 }
+
+#[test]
+fn viewer_shows_each_format_step_by_step() {
+    use lockgate_attest::transcript_view::view;
+    let steps = view(
+        &data("transcripts/steps.jsonl"),
+        TranscriptFormat::LockgateSteps,
+    );
+    assert_eq!(steps.len(), 6);
+    assert_eq!(
+        (
+            steps[0].role.as_str(),
+            steps[0].kind.as_str(),
+            steps[0].text.as_str()
+        ),
+        ("user", "prompt", "Add pagination to GET /orders")
+    );
+    assert_eq!(steps[2].tool.as_deref(), Some("edit"));
+    assert_eq!(steps[2].text, "wrote src/api/orders.rs");
+
+    let claude = view(
+        &data("transcripts/claude-code-session.jsonl"),
+        TranscriptFormat::ClaudeCode,
+    );
+    let calls: Vec<&str> = claude.iter().filter_map(|s| s.tool.as_deref()).collect();
+    assert_eq!(
+        calls,
+        ["Read", "Edit", "Write", "Bash"],
+        "tool calls in order"
+    );
+    assert!(claude.iter().any(|s| s.kind == "tool_result"));
+    assert!(
+        claude
+            .iter()
+            .any(|s| s.role == "user" && s.kind == "message")
+    );
+
+    let codex = view(
+        &data("transcripts/codex-rollout.jsonl"),
+        TranscriptFormat::CodexRollout,
+    );
+    assert!(codex.iter().any(|s| s.kind == "tool_call"));
+    assert!(
+        codex
+            .iter()
+            .any(|s| s.kind == "message" && !s.text.is_empty())
+    );
+}
+
+#[test]
+fn viewer_bounds_text_and_skips_garbage() {
+    use lockgate_attest::transcript_view::{MAX_STEP_TEXT, view};
+    let long = "x".repeat(MAX_STEP_TEXT * 3);
+    let bytes = format!(
+        "not json\n{{\"step\":1,\"kind\":\"message\",\"role\":\"assistant\",\"text\":\"{long}\"}}\n"
+    );
+    let steps = view(bytes.as_bytes(), TranscriptFormat::LockgateSteps);
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0].line, 2);
+    assert!(steps[0].truncated);
+    assert_eq!(steps[0].text.chars().count(), MAX_STEP_TEXT + 1);
+}

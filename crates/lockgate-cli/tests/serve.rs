@@ -5,115 +5,12 @@
 
 mod common;
 
+use common::server::{
+    SERVER_CONFIG, http, on_postgres, signed_agent_change, start, token, try_post,
+};
 use common::{agent_key, attest, lockgate};
-use lockgate_store::scratch::{self, TEST_DATABASE_URL};
-use lockgate_testkit::{Background, CLAUDE, TestRepo, spawn};
-use serde_json::{Value, json};
-use std::path::Path;
-
-const SERVER_CONFIG: &str = r#"
-[[person]]
-id = "ada"
-name = "Ada Lovelace"
-emails = ["ada@example.com"]
-github = "ada"
-teams = ["@org/backend"]
-
-[[person]]
-id = "bob"
-name = "Bob"
-emails = ["bob@example.com"]
-github = "bob"
-
-[[person]]
-id = "eve"
-name = "Eve"
-emails = ["eve@example.com"]
-github = "eve"
-teams = ["@org/backend"]
-"#;
-
-fn token(repo: &TestRepo, config: &Path, db: &str, subject: &str, role: &str) -> String {
-    let run = lockgate(
-        repo,
-        &[
-            "serve",
-            "token",
-            "create",
-            "--subject",
-            subject,
-            "--role",
-            role,
-            "--config",
-            config.to_str().unwrap(),
-            "--database-url",
-            db,
-        ],
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        !run.stderr.contains(run.stdout.trim()),
-        "the token is printed once, on stdout"
-    );
-    run.stdout.trim().to_string()
-}
-
-fn start(repo: &TestRepo, config: &Path, db: &str) -> Background {
-    let server = spawn(
-        env!("CARGO_BIN_EXE_lockgate"),
-        repo.path(),
-        &[
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--database-url",
-            db,
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
-    assert!(
-        server.first_line.starts_with("listening on http://"),
-        "{}",
-        server.first_line
-    );
-    server
-}
-
-fn http(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut response = match (method, body) {
-        ("GET", _) => {
-            let mut r = agent.get(url);
-            if let Some(t) = token {
-                r = r.header("Authorization", &format!("Bearer {t}"));
-            }
-            r.call().unwrap()
-        }
-        (_, body) => {
-            let mut r = agent.post(url).header("Content-Type", "application/json");
-            if let Some(t) = token {
-                r = r.header("Authorization", &format!("Bearer {t}"));
-            }
-            r.send(
-                serde_json::to_vec(&body.unwrap_or(Value::Null))
-                    .unwrap()
-                    .as_slice(),
-            )
-            .unwrap()
-        }
-    };
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
+use lockgate_testkit::{CLAUDE, TestRepo};
+use serde_json::json;
 
 /// The whole approval flow against a server on `db`.
 fn approval_flow(db: &str) {
@@ -396,61 +293,6 @@ fn a_person_config_with_an_agent_identity_is_refused() {
         "{}",
         run.stderr
     );
-}
-
-/// A repository whose `change` branch is a signed Claude Code change to `src/` (owned by
-/// @org/backend), and `lockgate check`'s exit code and decision for it.
-fn signed_agent_change() -> (TestRepo, i32, Value) {
-    let r = TestRepo::new();
-    let trust = agent_key(&r);
-    r.write(".lockgate/trust.toml", &trust);
-    r.write(
-        ".github/CODEOWNERS",
-        "* @org/maintainers\n/src/ @org/backend\n",
-    );
-    r.write("src/lib.rs", "pub fn f() {}\n");
-    r.commit("init");
-    r.branch("change");
-    r.write("src/lib.rs", "pub fn f() {}\npub fn g() {}\n");
-    r.commit_as(CLAUDE, "feat: g");
-    attest(&r, "claude-code", "claude-sonnet-4-5");
-    let run = lockgate(&r, &["check", "--base", "main", "--format", "json"]);
-    let decision =
-        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stderr));
-    (r, run.code, decision)
-}
-
-/// Runs `case` on a scratch PostgreSQL database, or says (past the harness's capture)
-/// that `name` was skipped when no server is configured.
-fn on_postgres(name: &str, case: impl FnOnce(&str)) {
-    let Ok(admin) = std::env::var(TEST_DATABASE_URL) else {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "NOTICE: {name} skipped — set {TEST_DATABASE_URL}=postgres://user@host/db to run it"
-        );
-        return;
-    };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (url, db) = rt.block_on(scratch::create_database(&admin)).unwrap();
-    case(&url);
-    rt.block_on(scratch::drop_database(&admin, &db)).unwrap();
-}
-
-/// POSTs JSON; `None` when the connection fails (the server is gone).
-fn try_post(url: &str, token: &str, body: &Value) -> Option<u16> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(std::time::Duration::from_secs(10)))
-        .build()
-        .into();
-    agent
-        .post(url)
-        .header("Authorization", &format!("Bearer {token}"))
-        .header("Content-Type", "application/json")
-        .send(serde_json::to_vec(body).unwrap().as_slice())
-        .ok()
-        .map(|r| r.status().as_u16())
 }
 
 /// A burst of approvals, the server killed with SIGKILL in the middle of it, a restart:

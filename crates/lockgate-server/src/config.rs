@@ -18,6 +18,10 @@ pub struct ServerConfig {
     /// Largest request body, bytes.
     #[serde(default = "default_body_limit")]
     pub max_body_bytes: usize,
+    /// The address people reach this server at (`https://lockgate.example.com`): links in
+    /// chat and forge messages; `https` makes the UI's session cookie `Secure`.
+    #[serde(default)]
+    pub public_url: Option<String>,
     /// People who may approve, with the identities CODEOWNERS and commits show.
     #[serde(default, rename = "person")]
     pub people: Vec<Person>,
@@ -39,6 +43,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             database_url: default_database(),
             max_body_bytes: default_body_limit(),
+            public_url: None,
             people: Vec::new(),
         }
     }

@@ -18,6 +18,8 @@
 
 pub mod config;
 mod guard;
+pub mod transcripts;
+pub mod web;
 
 pub use guard::{AuthFailures, Metrics};
 
@@ -78,6 +80,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/commit", get(commit))
         .route("/api/v1/holds", get(list_holds).post(place_hold))
         .route("/api/v1/holds/release", post(release_hold))
+        .route(
+            "/api/v1/transcripts",
+            post(transcripts::upload).layer(DefaultBodyLimit::max(lockgate_store::MAX_TRANSCRIPT)),
+        )
+        .merge(web::routes())
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -125,8 +132,22 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     })
 }
 
-/// The caller's token, or 401 (429 after too many failures from the caller's address).
+/// The caller's bearer token, or 401 (429 after too many failures from its address).
 async fn caller(state: &AppState, headers: &HeaderMap) -> Result<TokenRecord, ApiError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    check_token(state, headers, bearer).await
+}
+
+/// Authenticates a token from any channel (bearer header, UI session cookie), counting
+/// failures per address: 401, or 429 once an address has failed too often.
+async fn check_token(
+    state: &AppState,
+    headers: &HeaderMap,
+    token: Option<&str>,
+) -> Result<TokenRecord, ApiError> {
     let peer = headers
         .get(guard::PEER_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -138,28 +159,20 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<TokenRecord, Ap
             "too many failed authentications from this address; retry in a minute".into(),
         ));
     }
-    let unauthorized = || {
-        ApiError(
-            StatusCode::UNAUTHORIZED,
-            "missing or invalid bearer token".into(),
-        )
+    let found = match token {
+        Some(t) => state.store.authenticate(t.trim()).await?,
+        None => None,
     };
-    let Some(token) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        state.auth_failures.record(&peer);
-        state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-        return Err(unauthorized());
-    };
-    match state.store.authenticate(token.trim()).await? {
+    match found {
         Some(t) => Ok(t),
         None => {
             tracing::warn!(peer = %peer, "authentication failed");
             state.auth_failures.record(&peer);
             state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-            Err(unauthorized())
+            Err(ApiError(
+                StatusCode::UNAUTHORIZED,
+                "missing or invalid token".into(),
+            ))
         }
     }
 }
@@ -398,14 +411,34 @@ async fn approve(
 ) -> ApiResult<ChangeState> {
     let token = caller(&state, &headers).await?;
     let body: Approve = parse_json(&body)?;
-    require(&token, &[Role::Person, Role::Admin])?;
-    let person = state.config.person(&token.subject).ok_or_else(|| {
+    let person = approver(&state, &token)?;
+    Ok(Json(apply_approval(&state, person, &body, "api").await?))
+}
+
+/// The person behind a token that may approve: a person or admin token whose subject
+/// is in the people directory.
+pub(crate) fn approver<'a>(
+    state: &'a AppState,
+    token: &TokenRecord,
+) -> Result<&'a Person, ApiError> {
+    require(token, &[Role::Person, Role::Admin])?;
+    state.config.person(&token.subject).ok_or_else(|| {
         ApiError(
             StatusCode::FORBIDDEN,
             format!("{} is not in the server's people directory", token.subject),
         )
-    })?;
-    let (record, decision) = latest(&state, &body.repo, &body.change_ref).await?;
+    })
+}
+
+/// Records `person`'s approval or change request from any channel (API, web, chat,
+/// forge) after the rules allow it: the same checks whichever way it arrives.
+pub(crate) async fn apply_approval(
+    state: &AppState,
+    person: &Person,
+    body: &Approve,
+    source: &str,
+) -> Result<ChangeState, ApiError> {
+    let (record, decision) = latest(state, &body.repo, &body.change_ref).await?;
     approvals::may_approve(person, &state.registry, &decision, &body.head_sha).map_err(|r| {
         let status = match r {
             approvals::Refusal::StaleHead { .. } => StatusCode::CONFLICT,
@@ -425,13 +458,13 @@ async fn approve(
             head_sha: body.head_sha.clone(),
             approver: person.id.clone(),
             state: body.state,
-            source: "api".into(),
+            source: source.into(),
             comment: body.comment.clone(),
         })
         .await?;
-    tracing::info!(repo = %body.repo, change = %body.change_ref, approver = %person.id, state = body.state.as_str(), "approval recorded");
+    tracing::info!(repo = %body.repo, change = %body.change_ref, approver = %person.id, state = body.state.as_str(), source, "approval recorded");
     state.metrics.approvals.fetch_add(1, Ordering::Relaxed);
-    Ok(Json(change_state(&state, &record, &decision).await?))
+    change_state(state, &record, &decision).await
 }
 
 #[derive(Debug, Deserialize)]

@@ -511,6 +511,53 @@ impl Store {
         rows.iter().map(attestation_from_row).collect()
     }
 
+    /// Stores a redacted transcript under its digest (idempotent: the same bytes have
+    /// the same digest). Returns whether it was new.
+    pub async fn put_transcript(&self, t: &TranscriptRecord) -> Result<bool, StoreError> {
+        t.validate()?;
+        let result = sqlx::query(
+            "INSERT INTO transcripts (digest, format, body, steps, created_ms) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(&t.digest)
+        .bind(&t.format)
+        .bind(&t.body)
+        .bind(t.steps.min(i64::MAX as u64) as i64)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// A stored transcript by digest.
+    pub async fn transcript(&self, digest: &str) -> Result<Option<TranscriptRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT digest, format, body, steps, created_ms FROM transcripts WHERE digest = $1",
+        )
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(TranscriptRecord {
+                digest: r.try_get("digest")?,
+                format: r.try_get("format")?,
+                body: r.try_get("body")?,
+                steps: r.try_get::<i64, _>("steps")?.max(0) as u64,
+                created_ms: r.try_get("created_ms")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Whether a transcript with this digest is stored.
+    pub async fn has_transcript(&self, digest: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM transcripts WHERE digest = $1")
+            .bind(digest)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
     /// Row counts per table (for `/metrics` and tests).
     pub async fn counts(&self) -> Result<Counts, StoreError> {
         let count = |table: &'static str| {

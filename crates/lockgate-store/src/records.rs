@@ -428,3 +428,42 @@ pub struct Counts {
     pub holds: u64,
     pub attestations: u64,
 }
+
+/// Largest stored transcript (redacted JSONL), bytes.
+pub const MAX_TRANSCRIPT: usize = 32 << 20;
+
+/// A redacted session transcript, stored under the digest attestations carry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TranscriptRecord {
+    /// `sha256:<64 hex>` of `body`.
+    pub digest: String,
+    /// `lockgate-steps-v1`, `claude-code-jsonl`, `codex-rollout-jsonl`.
+    pub format: String,
+    pub body: String,
+    pub steps: u64,
+    pub created_ms: i64,
+}
+
+impl TranscriptRecord {
+    /// Checks the bounds and that `digest` is the SHA-256 of `body`.
+    pub(crate) fn validate(&self) -> Result<(), StoreError> {
+        check_len("format", &self.format, 1, 64)?;
+        if self.body.len() > MAX_TRANSCRIPT {
+            return Err(StoreError::Invalid {
+                field: "transcript",
+                reason: format!("{} bytes, more than {MAX_TRANSCRIPT}", self.body.len()),
+            });
+        }
+        let expected = format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(self.body.as_bytes()))
+        );
+        if self.digest != expected {
+            return Err(StoreError::Invalid {
+                field: "digest",
+                reason: "is not the SHA-256 of the transcript".into(),
+            });
+        }
+        Ok(())
+    }
+}

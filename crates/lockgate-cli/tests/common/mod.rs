@@ -2,6 +2,8 @@
 //! key, sign a session.
 #![allow(dead_code)] // each test file uses a subset
 
+pub mod server;
+
 use lockgate_testkit::TestRepo;
 use serde_json::Value;
 use std::process::Command;
@@ -56,25 +58,29 @@ pub fn agent_key(r: &TestRepo) -> String {
 
 /// Signs the session `main..HEAD` as `agent` with `model`.
 pub fn attest(r: &TestRepo, agent: &str, model: &str) {
+    attest_with(r, agent, model, &[]);
+}
+
+/// [`attest`] with more `lockgate attest` arguments.
+pub fn attest_with(r: &TestRepo, agent: &str, model: &str, extra: &[&str]) {
     let key = r.path().join(".git/agent.key");
-    let run = lockgate(
-        r,
-        &[
-            "attest",
-            "--key",
-            key.to_str().unwrap(),
-            "--agent",
-            agent,
-            "--model",
-            model,
-            "--prompt",
-            "do the task",
-            "--base",
-            "main",
-            "--head",
-            "HEAD",
-        ],
-    );
+    let mut args = vec![
+        "attest",
+        "--key",
+        key.to_str().unwrap(),
+        "--agent",
+        agent,
+        "--model",
+        model,
+        "--prompt",
+        "do the task",
+        "--base",
+        "main",
+        "--head",
+        "HEAD",
+    ];
+    args.extend_from_slice(extra);
+    let run = lockgate(r, &args);
     assert_eq!(run.code, 0, "attest failed: {}{}", run.stdout, run.stderr);
 }
 
