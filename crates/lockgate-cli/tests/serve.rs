@@ -10,7 +10,7 @@ use common::server::{
 };
 use common::{agent_key, attest, lockgate};
 use lockgate_testkit::{CLAUDE, TestRepo};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// The whole approval flow against a server on `db`.
 fn approval_flow(db: &str) {
@@ -178,6 +178,7 @@ fn approval_flow(db: &str) {
         "/api/v1/commit",
         "/api/v1/holds",
         "/api/v1/holds/release",
+        "/api/v1/transcripts",
     ] {
         assert!(
             spec["paths"].get(path).is_some(),
@@ -490,4 +491,145 @@ fn two_replicas_on_one_sqlite_file_behave_as_one() {
 #[test]
 fn two_replicas_on_one_postgres_behave_as_one() {
     on_postgres("two_replicas_on_one_postgres_behave_as_one", two_replicas);
+}
+
+/// Waits until every approval at the change's head has a log index; returns them.
+fn wait_logged(url: &str, token: &str, change: &str) -> Vec<Value> {
+    for _ in 0..100 {
+        let (_, view) = http(
+            "GET",
+            &format!("{url}/api/v1/change?repo=acme/api&change={change}"),
+            Some(token),
+            None,
+        );
+        let approvals = view["state"]["approvals"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if !approvals.is_empty() && approvals.iter().all(|a| a["log_index"].is_u64()) {
+            return approvals;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("approvals were not logged within 10 s");
+}
+
+/// Every approval (and every change of its state) becomes a log entry; approvals left
+/// unlogged by a crash are published when the server starts again.
+fn approvals_are_logged(db: &str) {
+    let (r, code, decision) = signed_agent_change();
+    assert_eq!(code, 3);
+    let config = r.path().join(".git/server.toml");
+    std::fs::write(&config, SERVER_CONFIG).unwrap();
+    let ci = token(&r, &config, db, "ci", "ci");
+    let ada = token(&r, &config, db, "ada", "person");
+    let server = start(&r, &config, db);
+    let url = server.url().to_string();
+    let (s, _) = http(
+        "POST",
+        &format!("{url}/api/v1/decisions"),
+        Some(&ci),
+        Some(json!({"repo": "acme/api", "change_ref": "pr/1", "decision": decision})),
+    );
+    assert_eq!(s, 200);
+    let head = decision["head"].as_str().unwrap();
+    let approve = |state: &str, comment: &str| {
+        let (s, v) = http(
+            "POST",
+            &format!("{url}/api/v1/approvals"),
+            Some(&ada),
+            Some(
+                json!({"repo": "acme/api", "change_ref": "pr/1", "head_sha": head, "state": state, "comment": comment}),
+            ),
+        );
+        assert_eq!(s, 200, "{v}");
+    };
+    approve("approved", "lgtm");
+    let first = wait_logged(&url, &ci, "pr/1")[0]["log_index"]
+        .as_u64()
+        .unwrap();
+    approve("changes_requested", "wait: the error path");
+    let second = wait_logged(&url, &ci, "pr/1")[0]["log_index"]
+        .as_u64()
+        .unwrap();
+    assert_eq!((first, second), (0, 1), "a change of state is a new entry");
+    drop(server);
+
+    // A crash between commit and publish: the approval is in the ledger, not the log.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = lockgate_store::Store::open(db).await.unwrap();
+        store
+            .record_approval(&lockgate_store::NewApproval {
+                repo: "acme/api".into(),
+                change_ref: "pr/1".into(),
+                head_sha: head.into(),
+                approver: "eve".into(),
+                state: lockgate_store::ApprovalState::Approved,
+                source: "api".into(),
+                comment: String::new(),
+            })
+            .await
+            .unwrap();
+        store.close().await;
+    });
+    let server = start(&r, &config, db);
+    let url = server.url().to_string();
+    let logged = wait_logged(&url, &ci, "pr/1");
+    assert_eq!(logged.len(), 2);
+    drop(server);
+
+    // The log itself: audited whole, and the entries say who said what about which head.
+    let log = r.path().join(".git/lockgate-log");
+    let log = log.to_str().unwrap();
+    let run = lockgate(&r, &["log", "verify", log]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let entry = |index: u64| -> Value {
+        let run = lockgate(&r, &["log", "get", log, "--index", &index.to_string()]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        serde_json::from_str(&run.stdout).unwrap()
+    };
+    let e = entry(1);
+    assert_eq!(e["_type"], "https://lockgate.dev/approval/v1");
+    assert_eq!(
+        (
+            &e["approver"],
+            &e["state"],
+            &e["head_sha"],
+            &e["repo"],
+            &e["change_ref"]
+        ),
+        (
+            &json!("ada"),
+            &json!("changes_requested"),
+            &json!(head),
+            &json!("acme/api"),
+            &json!("pr/1")
+        )
+    );
+    assert_eq!(
+        e["comment_sha256"],
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            b"wait: the error path"
+        )),
+        "the comment by digest only"
+    );
+    assert_eq!(entry(0)["state"], "approved");
+    assert_eq!(entry(2)["approver"], "eve");
+    let run = lockgate(&r, &["log", "get", log, "--index", "3"]);
+    assert_ne!(run.code, 0, "three entries, no more");
+}
+
+#[test]
+fn approvals_are_logged_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    approvals_are_logged(&format!(
+        "sqlite://{}",
+        dir.path().join("ledger.db").display()
+    ));
+}
+
+#[test]
+fn approvals_are_logged_on_postgres() {
+    on_postgres("approvals_are_logged_on_postgres", approvals_are_logged);
 }

@@ -22,6 +22,9 @@ pub struct ServerConfig {
     /// chat and forge messages; `https` makes the UI's session cookie `Secure`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// The transparency log every approval is appended to.
+    #[serde(default)]
+    pub log: LogConfig,
     /// People who may approve, with the identities CODEOWNERS and commits show.
     #[serde(default, rename = "person")]
     pub people: Vec<Person>,
@@ -44,7 +47,36 @@ impl Default for ServerConfig {
             database_url: default_database(),
             max_body_bytes: default_body_limit(),
             public_url: None,
+            log: LogConfig::default(),
             people: Vec::new(),
+        }
+    }
+}
+
+/// `[log]`: where approvals are logged.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A log directory (`lockgate log init`); created on first start when absent.
+    #[serde(default = "default_log_dir")]
+    pub dir: std::path::PathBuf,
+    /// The origin line of a log created here.
+    #[serde(default = "default_log_origin")]
+    pub origin: String,
+}
+
+fn default_log_dir() -> std::path::PathBuf {
+    "lockgate-log".into()
+}
+fn default_log_origin() -> String {
+    "lockgate.local/approvals".into()
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            dir: default_log_dir(),
+            origin: default_log_origin(),
         }
     }
 }

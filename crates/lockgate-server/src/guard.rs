@@ -29,6 +29,8 @@ pub struct Metrics {
     pub approvals: AtomicU64,
     pub approvals_refused: AtomicU64,
     pub auth_failures: AtomicU64,
+    pub approvals_logged: AtomicU64,
+    pub log_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -65,6 +67,16 @@ impl Metrics {
             "lockgate_auth_failures_total",
             "Failed authentications.",
             get(&self.auth_failures),
+        );
+        counter(
+            "lockgate_approvals_logged_total",
+            "Approvals appended to the transparency log by this replica.",
+            get(&self.approvals_logged),
+        );
+        counter(
+            "lockgate_log_failures_total",
+            "Failed appends to the transparency log (retried).",
+            get(&self.log_failures),
         );
         if let Some(c) = counts {
             out.push_str("# HELP lockgate_ledger_rows Rows in the ledger.\n# TYPE lockgate_ledger_rows gauge\n");

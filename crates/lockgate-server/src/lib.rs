@@ -18,6 +18,7 @@
 
 pub mod config;
 mod guard;
+pub mod publish;
 pub mod transcripts;
 pub mod web;
 
@@ -51,6 +52,8 @@ pub struct AppState {
     pub registry: Registry,
     pub metrics: Metrics,
     pub auth_failures: AuthFailures,
+    /// Wakes the log publisher when an approval is recorded.
+    pub log_wakeup: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -61,6 +64,7 @@ impl AppState {
             registry,
             metrics: Metrics::default(),
             auth_failures: AuthFailures::default(),
+            log_wakeup: tokio::sync::Notify::new(),
         }
     }
 }
@@ -241,6 +245,8 @@ pub struct ApprovalView {
     pub source: String,
     pub comment: String,
     pub created_ms: i64,
+    /// Its index in the transparency log, once published.
+    pub log_index: Option<i64>,
 }
 
 impl From<&ApprovalRecord> for ApprovalView {
@@ -251,6 +257,7 @@ impl From<&ApprovalRecord> for ApprovalView {
             source: a.source.clone(),
             comment: a.comment.clone(),
             created_ms: a.created_ms,
+            log_index: a.log_index,
         }
     }
 }
@@ -464,6 +471,7 @@ pub(crate) async fn apply_approval(
         .await?;
     tracing::info!(repo = %body.repo, change = %body.change_ref, approver = %person.id, state = body.state.as_str(), source, "approval recorded");
     state.metrics.approvals.fetch_add(1, Ordering::Relaxed);
+    state.log_wakeup.notify_one();
     change_state(state, &record, &decision).await
 }
 
@@ -612,6 +620,8 @@ pub async fn serve(
     registry: Registry,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    publish::ensure_log(&config.log.dir, &config.log.origin)
+        .map_err(|e| ServeError::Log(config.log.dir.display().to_string(), e))?;
     let store = Store::open(&config.database_url).await?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
@@ -619,17 +629,27 @@ pub async fn serve(
     let addr = listener
         .local_addr()
         .map_err(|e| ServeError::Bind(config.listen.clone(), e))?;
+    let log_dir = config.log.dir.clone();
+    let flush_dir = log_dir.clone();
     let state = Arc::new(AppState::new(store.clone(), config, registry));
+    let publisher = tokio::spawn(publish::run(
+        state.clone(),
+        log_dir,
+        std::time::Duration::from_secs(2),
+    ));
     println!("listening on http://{addr} (ledger: {:?})", store.backend());
     use std::io::Write;
     let _ = std::io::stdout().flush();
     axum::serve(
         listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await
     .map_err(|e| ServeError::Bind(addr.to_string(), e))?;
+    publisher.abort();
+    let _ = publisher.await;
+    publish::flush(&state, &flush_dir).await;
     store.close().await;
     Ok(())
 }
@@ -641,4 +661,6 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("listening on {0}: {1}")]
     Bind(String, std::io::Error),
+    #[error("approval log {0}: {1}")]
+    Log(String, lockgate_log::log::LogError),
 }

@@ -324,7 +324,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (repo, change_ref, head_sha, approver) DO UPDATE \
              SET state = excluded.state, source = excluded.source, comment = excluded.comment, \
-                 created_ms = excluded.created_ms \
+                 created_ms = excluded.created_ms, log_index = NULL \
              WHERE approvals.state <> excluded.state",
         )
         .bind(&id)
@@ -372,6 +372,38 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(approval_from_row).collect()
+    }
+
+    /// Approvals not yet in the transparency log, oldest first.
+    pub async fn unlogged_approvals(&self, limit: u32) -> Result<Vec<ApprovalRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE log_index IS NULL \
+             ORDER BY created_ms, id LIMIT {}",
+            limit.min(MAX_LIST)
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(approval_from_row).collect()
+    }
+
+    /// Records where an approval was logged — if it is still in the state that was
+    /// logged (a change of state since then is logged on its own).
+    pub async fn mark_approval_logged(
+        &self,
+        a: &ApprovalRecord,
+        index: u64,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE approvals SET log_index = $1 \
+             WHERE id = $2 AND state = $3 AND created_ms = $4 AND log_index IS NULL",
+        )
+        .bind(index as i64)
+        .bind(&a.id)
+        .bind(a.state.as_str())
+        .bind(a.created_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
     }
 
     /// Records what became of a change (idempotent per commit and outcome).

@@ -215,10 +215,12 @@ pub struct ApprovalRecord {
     pub source: String,
     pub comment: String,
     pub created_ms: i64,
+    /// Its index in the transparency log, once published.
+    pub log_index: Option<i64>,
 }
 
 pub(crate) const APPROVAL_COLUMNS: &str =
-    "id, repo, change_ref, head_sha, approver, state, source, comment, created_ms";
+    "id, repo, change_ref, head_sha, approver, state, source, comment, created_ms, log_index";
 
 pub(crate) fn approval_from_row(row: &AnyRow) -> Result<ApprovalRecord, StoreError> {
     Ok(ApprovalRecord {
@@ -231,6 +233,7 @@ pub(crate) fn approval_from_row(row: &AnyRow) -> Result<ApprovalRecord, StoreErr
         source: row.try_get("source")?,
         comment: row.try_get("comment")?,
         created_ms: row.try_get("created_ms")?,
+        log_index: row.try_get("log_index")?,
     })
 }
 

@@ -9,6 +9,9 @@ use serde_json::Value;
 use std::path::Path;
 
 pub const SERVER_CONFIG: &str = r#"
+[log]
+dir = ".git/lockgate-log"
+
 [[person]]
 id = "ada"
 name = "Ada Lovelace"

@@ -314,6 +314,7 @@ fn approval_section(viewer: &Viewer, p: &ChangePage) -> Markup {
                         strong { (a.approver) } " " (a.state.as_str().replace('_', " "))
                         " via " (a.source) " at " (when(a.created_ms))
                         @if !a.comment.is_empty() { ": " q { (a.comment) } }
+                        @if let Some(i) = a.log_index { " · " span.logged { "logged #" (i) } }
                     }
                 }
             }
