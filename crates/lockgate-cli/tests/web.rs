@@ -58,18 +58,22 @@ fn start_driver(path: &Path) -> Driver {
         .local_addr()
         .unwrap()
         .port();
-    let child = std::process::Command::new(path)
-        .arg(format!("--port={port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut driver = Driver {
+        child: std::process::Command::new(path)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+        port,
+    };
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Driver { child, port };
+            return driver;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    let _ = driver.child.kill();
     panic!("chromedriver did not start");
 }
 

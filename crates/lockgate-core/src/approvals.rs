@@ -257,12 +257,14 @@ mod tests {
                     owners: vec!["@org/backend".into()],
                     count: 1,
                     reason: "owners".into(),
+                    escalate_after: None,
                 },
                 RequiredApproval {
                     rule: "evidence.tests_failed".into(),
                     owners: vec![],
                     count: 1,
                     reason: "tests".into(),
+                    escalate_after: None,
                 },
             ],
             ..PolicyOutcome::default()

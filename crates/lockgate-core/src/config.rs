@@ -154,6 +154,14 @@ pub struct ReviewSettings {
     pub senior_reviewers: Vec<String>,
     /// Approvals needed from the senior reviewers.
     pub senior_approvals: u32,
+    /// When no approval arrives within this long (`4h`), `lockgate serve` notifies
+    /// on-call and places a hold on the change. Rules may set their own wait.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::decision::deserialize_wait"
+    )]
+    pub escalate_after: Option<String>,
 }
 
 impl Default for ReviewSettings {
@@ -164,6 +172,7 @@ impl Default for ReviewSettings {
             fallback_reviewers: Vec::new(),
             senior_reviewers: Vec::new(),
             senior_approvals: 1,
+            escalate_after: None,
         }
     }
 }

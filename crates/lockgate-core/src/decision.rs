@@ -74,6 +74,36 @@ pub struct RequiredApproval {
     /// How many distinct approvals.
     pub count: u32,
     pub reason: String,
+    /// How long to wait for these approvals before `lockgate serve` escalates (notifies
+    /// on-call and holds the change): `4h`, `30m`, `1h 30m`, `2days`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate_after: Option<String>,
+}
+
+/// Longest wait before escalation.
+pub const MAX_ESCALATION_WAIT: std::time::Duration = std::time::Duration::from_secs(366 * 86_400);
+
+/// Parses an escalation wait (`4h`, `30m`, `1h 30m`, `2days`): 1 s to a year.
+pub fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("escalate_after {text:?}: {e} (write e.g. \"4h\" or \"1h 30m\")"))?;
+    if d < std::time::Duration::from_secs(1) || d > MAX_ESCALATION_WAIT {
+        return Err(format!(
+            "escalate_after {text:?}: must be between 1s and 366 days"
+        ));
+    }
+    Ok(d)
+}
+
+/// Serde helper: an optional wait, checked with [`parse_wait`] when read.
+pub(crate) fn deserialize_wait<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    let text: Option<String> = Option::deserialize(d)?;
+    if let Some(t) = &text {
+        parse_wait(t).map_err(serde::de::Error::custom)?;
+    }
+    Ok(text)
 }
 
 /// A `deny`, `warn` or `note` result from a policy.
@@ -246,10 +276,17 @@ pub fn decide(
             owners: input.config.review.fallback_reviewers.clone(),
             count: 1,
             reason: reason.into(),
+            escalate_after: None,
         });
         Verdict::NeedsApproval
     };
     reasons.sort_by_key(|r| std::cmp::Reverse(r.severity));
+    // Rules that set no wait of their own escalate after the configured default.
+    for r in &mut required {
+        if r.escalate_after.is_none() {
+            r.escalate_after = input.config.review.escalate_after.clone();
+        }
+    }
 
     Decision {
         schema_version: DECISION_SCHEMA_VERSION.into(),
@@ -358,6 +395,7 @@ mod tests {
             owners: vec!["@b".into(), "@a".into(), "@a".into()],
             count: 0,
             reason: "r".into(),
+            escalate_after: None,
         });
         let d = decide(&input(), "sha256:x", &o, &[]);
         assert_eq!(d.verdict, Verdict::NeedsApproval);

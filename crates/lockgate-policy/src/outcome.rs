@@ -83,10 +83,48 @@ fn approval(path: &str, item: &Value) -> Result<RequiredApproval, PolicyError> {
             .ok_or_else(|| shape(path, format!("count must be an integer 1..100, got {v}")))?
             as u32,
     };
+    let escalate_after = match item.get("escalate_after") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => {
+            lockgate_core::decision::parse_wait(s).map_err(|e| shape(path, e))?;
+            Some(s.clone())
+        }
+        Some(other) => {
+            return Err(shape(
+                path,
+                format!("escalate_after must be a string like \"4h\", got {other}"),
+            ));
+        }
+    };
     Ok(RequiredApproval {
         rule: string_field(path, item, "rule")?,
         owners,
         count,
         reason: string_field(path, item, "reason")?,
+        escalate_after,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn one(item: Value) -> Result<RequiredApproval, PolicyError> {
+        let mut o = PolicyOutcome::default();
+        collect(&mut o, "require_approval", "data.team", json!([item]))?;
+        Ok(o.require_approval.remove(0))
+    }
+
+    #[test]
+    fn a_rule_may_set_its_escalation_wait() {
+        let base = json!({"rule": "team.x", "reason": "r", "escalate_after": "1h 30m"});
+        assert_eq!(one(base).unwrap().escalate_after.as_deref(), Some("1h 30m"));
+        let none = one(json!({"rule": "team.x", "reason": "r"})).unwrap();
+        assert_eq!(none.escalate_after, None);
+        for bad in [json!("soon"), json!(4), json!("0s"), json!("400days")] {
+            let e = one(json!({"rule": "team.x", "reason": "r", "escalate_after": bad}));
+            assert!(e.is_err(), "{bad} must be refused, not ignored");
+        }
+    }
 }

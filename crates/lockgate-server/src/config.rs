@@ -25,6 +25,9 @@ pub struct ServerConfig {
     /// The transparency log every approval is appended to.
     #[serde(default)]
     pub log: LogConfig,
+    /// Time-boxed escalation: where on-call is notified.
+    #[serde(default)]
+    pub escalation: EscalationConfig,
     /// People who may approve, with the identities CODEOWNERS and commits show.
     #[serde(default, rename = "person")]
     pub people: Vec<Person>,
@@ -48,6 +51,7 @@ impl Default for ServerConfig {
             max_body_bytes: default_body_limit(),
             public_url: None,
             log: LogConfig::default(),
+            escalation: EscalationConfig::default(),
             people: Vec::new(),
         }
     }
@@ -81,6 +85,99 @@ impl Default for LogConfig {
     }
 }
 
+/// `[escalation]`: how changes that wait too long for approval are escalated (the wait
+/// itself is set by rules: `[review] escalate_after` in `.lockgate.toml`, or a policy's
+/// `escalate_after`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationConfig {
+    /// The on-call webhook (a secret: never logged). Without it, escalation only holds.
+    #[serde(default)]
+    pub webhook: Option<String>,
+    /// Or: the environment variable holding the webhook URL.
+    #[serde(default)]
+    pub webhook_env: Option<String>,
+    /// A file with the key for the `X-Lockgate-Signature` HMAC over each notice.
+    #[serde(default)]
+    pub secret_file: Option<std::path::PathBuf>,
+    /// How often the scheduler looks (`30s`).
+    #[serde(default = "default_escalation_interval")]
+    pub interval: String,
+    /// Tries per notice before giving up (the hold stays either way).
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_escalation_interval() -> String {
+    "30s".into()
+}
+fn default_attempts() -> u32 {
+    10
+}
+
+impl Default for EscalationConfig {
+    fn default() -> Self {
+        EscalationConfig {
+            webhook: None,
+            webhook_env: None,
+            secret_file: None,
+            interval: default_escalation_interval(),
+            max_attempts: default_attempts(),
+        }
+    }
+}
+
+impl EscalationConfig {
+    /// The scan interval (validated at start).
+    pub fn interval(&self) -> std::time::Duration {
+        humantime::parse_duration(&self.interval).unwrap_or(std::time::Duration::from_secs(30))
+    }
+
+    /// The signing key, if one is configured.
+    pub fn secret(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        match &self.secret_file {
+            None => Ok(None),
+            Some(p) => std::fs::read(p)
+                .map(|b| Some(b.trim_ascii().to_vec()))
+                .map_err(|e| ConfigError(format!("escalation.secret_file {}: {e}", p.display()))),
+        }
+    }
+
+    fn validate(&mut self) -> Result<(), ConfigError> {
+        let interval = humantime::parse_duration(&self.interval)
+            .map_err(|e| ConfigError(format!("escalation.interval {:?}: {e}", self.interval)))?;
+        if interval < std::time::Duration::from_millis(100) {
+            return Err(ConfigError("escalation.interval below 100ms".into()));
+        }
+        if let Some(var) = &self.webhook_env {
+            if self.webhook.is_some() {
+                return Err(ConfigError(
+                    "escalation: set webhook or webhook_env, not both".into(),
+                ));
+            }
+            self.webhook =
+                Some(std::env::var(var).map_err(|_| {
+                    ConfigError(format!("escalation.webhook_env: ${var} is not set"))
+                })?);
+        }
+        if let Some(url) = &self.webhook
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ConfigError(
+                "escalation.webhook must be an http(s) URL".into(),
+            ));
+        }
+        if let Some(secret) = self.secret()?
+            && secret.len() < 16
+        {
+            return Err(ConfigError(
+                "escalation.secret_file: use a key of at least 16 bytes".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The configuration is unusable; says where.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -90,8 +187,9 @@ impl ServerConfig {
     /// Parses and validates (unique person ids; nobody in the directory is an agent or
     /// bot identity, since agents can never approve).
     pub fn from_toml(text: &str, registry: &Registry) -> Result<ServerConfig, ConfigError> {
-        let config: ServerConfig =
+        let mut config: ServerConfig =
             toml::from_str(text).map_err(|e| ConfigError(format!("server config: {e}")))?;
+        config.escalation.validate()?;
         config.validate(registry)?;
         Ok(config)
     }

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub auth_failures: AtomicU64,
     pub approvals_logged: AtomicU64,
     pub log_failures: AtomicU64,
+    pub escalations: AtomicU64,
+    pub escalation_notice_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -72,6 +74,16 @@ impl Metrics {
             "lockgate_approvals_logged_total",
             "Approvals appended to the transparency log by this replica.",
             get(&self.approvals_logged),
+        );
+        counter(
+            "lockgate_escalations_total",
+            "Changes escalated by this replica (no approval in time).",
+            get(&self.escalations),
+        );
+        counter(
+            "lockgate_escalation_notice_failures_total",
+            "On-call notices that failed (retried).",
+            get(&self.escalation_notice_failures),
         );
         counter(
             "lockgate_log_failures_total",

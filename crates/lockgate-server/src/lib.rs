@@ -17,7 +17,9 @@
 //! and stored hashed. Every error is JSON `{"error": "…"}` with a fitting status.
 
 pub mod config;
+pub mod escalate;
 mod guard;
+mod outbound;
 pub mod publish;
 pub mod transcripts;
 pub mod web;
@@ -632,6 +634,7 @@ pub async fn serve(
     let log_dir = config.log.dir.clone();
     let flush_dir = log_dir.clone();
     let state = Arc::new(AppState::new(store.clone(), config, registry));
+    let scheduler = tokio::spawn(escalate::run(state.clone()));
     let publisher = tokio::spawn(publish::run(
         state.clone(),
         log_dir,
@@ -648,6 +651,7 @@ pub async fn serve(
     .await
     .map_err(|e| ServeError::Bind(addr.to_string(), e))?;
     publisher.abort();
+    scheduler.abort();
     let _ = publisher.await;
     publish::flush(&state, &flush_dir).await;
     store.close().await;

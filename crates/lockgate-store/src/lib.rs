@@ -26,8 +26,9 @@ pub use tokens::{Role, TokenRecord};
 
 pub use records::*;
 use records::{
-    APPROVAL_COLUMNS, ATTESTATION_COLUMNS, DECISION_COLUMNS, HOLD_COLUMNS, approval_from_row,
-    attestation_from_row, check_len, decision_from_row, hold_from_row,
+    APPROVAL_COLUMNS, ATTESTATION_COLUMNS, DECISION_COLUMNS, ESCALATION_COLUMNS, HOLD_COLUMNS,
+    approval_from_row, attestation_from_row, check_len, decision_from_row, escalation_from_row,
+    hold_from_row,
 };
 
 use lockgate_core::trust::TrackRecord;
@@ -406,6 +407,130 @@ impl Store {
         Ok(result.rows_affected() == 1)
     }
 
+    /// Opens the escalation of a change at a head, unless one exists. Returns it when
+    /// this call opened it (of several replicas racing, exactly one gets it).
+    pub async fn open_escalation(
+        &self,
+        repo: &str,
+        change_ref: &str,
+        head_sha: &str,
+        reason: &str,
+    ) -> Result<Option<EscalationRecord>, StoreError> {
+        check_len("repo", repo, 1, MAX_NAME)?;
+        check_len("change_ref", change_ref, 1, MAX_NAME)?;
+        check_len("head_sha", head_sha, 1, MAX_NAME)?;
+        check_len("reason", reason, 1, MAX_TEXT)?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO escalations (id, repo, change_ref, head_sha, reason, created_ms, hold_placed, attempts, lease_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0, 0, 0) \
+             ON CONFLICT (repo, change_ref, head_sha) DO NOTHING RETURNING {ESCALATION_COLUMNS}"
+        ))
+        .bind(new_id())
+        .bind(repo)
+        .bind(change_ref)
+        .bind(head_sha)
+        .bind(reason)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(escalation_from_row).transpose()
+    }
+
+    /// Whether a change was escalated at this head.
+    pub async fn escalation_for(
+        &self,
+        repo: &str,
+        change_ref: &str,
+        head_sha: &str,
+    ) -> Result<Option<EscalationRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ESCALATION_COLUMNS} FROM escalations WHERE repo = $1 AND change_ref = $2 AND head_sha = $3"
+        ))
+        .bind(repo)
+        .bind(change_ref)
+        .bind(head_sha)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(escalation_from_row).transpose()
+    }
+
+    /// Escalations whose hold is not placed or whose notice is not acknowledged (and
+    /// has been tried fewer than `max_attempts` times), oldest first.
+    pub async fn open_escalations(
+        &self,
+        max_attempts: u32,
+    ) -> Result<Vec<EscalationRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ESCALATION_COLUMNS} FROM escalations \
+             WHERE hold_placed = 0 OR (notified_ms IS NULL AND attempts < $1) \
+             ORDER BY created_ms, id LIMIT {MAX_LIST}"
+        ))
+        .bind(i64::from(max_attempts))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(escalation_from_row).collect()
+    }
+
+    /// Notes that the escalation's hold is placed.
+    pub async fn escalation_hold_placed(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE escalations SET hold_placed = 1 WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Takes the right to send the escalation's notice for `lease` (so two replicas do
+    /// not both send it); false when another holds it or it was acknowledged.
+    pub async fn lease_escalation_notice(
+        &self,
+        id: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let result = sqlx::query(
+            "UPDATE escalations SET lease_ms = $1, attempts = attempts + 1 \
+             WHERE id = $2 AND notified_ms IS NULL AND lease_ms < $3",
+        )
+        .bind(now + lease.as_millis() as i64)
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Records the outcome of sending the notice: acknowledged, or the error (tried
+    /// again after `retry_after`).
+    pub async fn escalation_notice_result(
+        &self,
+        id: &str,
+        result: Result<(), String>,
+        retry_after: Duration,
+    ) -> Result<(), StoreError> {
+        match result {
+            Ok(()) => {
+                sqlx::query(
+                    "UPDATE escalations SET notified_ms = $1, last_error = NULL WHERE id = $2",
+                )
+                .bind(now_ms())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            }
+            Err(e) => {
+                let e: String = e.chars().take(MAX_TEXT).collect();
+                sqlx::query("UPDATE escalations SET last_error = $1, lease_ms = $2 WHERE id = $3")
+                    .bind(e)
+                    .bind(now_ms() + retry_after.as_millis() as i64)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Records what became of a change (idempotent per commit and outcome).
     pub async fn record_outcome(&self, o: &NewOutcome) -> Result<bool, StoreError> {
         o.validate()?;
@@ -451,12 +576,23 @@ impl Store {
 
     /// Places a merge hold; returns it.
     pub async fn place_hold(&self, h: &NewHold) -> Result<HoldRecord, StoreError> {
+        self.place_hold_with_id(&new_id(), h).await
+    }
+
+    /// Places a hold under a chosen id; placing the same id again returns the first
+    /// (whoever placed it, and whether it was released since).
+    pub async fn place_hold_with_id(
+        &self,
+        id: &str,
+        h: &NewHold,
+    ) -> Result<HoldRecord, StoreError> {
         h.validate()?;
-        let id = new_id();
+        check_len("id", id, 1, MAX_NAME)?;
         sqlx::query(
-            "INSERT INTO holds (id, scope, target, reason, placed_by, created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO holds (id, scope, target, reason, placed_by, created_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (id) DO NOTHING",
         )
-        .bind(&id)
+        .bind(id)
         .bind(h.scope.as_str())
         .bind(&h.target)
         .bind(&h.reason)
@@ -464,7 +600,7 @@ impl Store {
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
-        self.hold(&id).await
+        self.hold(id).await
     }
 
     /// Releases a hold (a person does this). Releasing a released hold changes nothing.

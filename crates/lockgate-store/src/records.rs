@@ -470,3 +470,37 @@ impl TranscriptRecord {
         Ok(())
     }
 }
+
+/// A change that waited too long for approval at one head.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EscalationRecord {
+    pub id: String,
+    pub repo: String,
+    pub change_ref: String,
+    pub head_sha: String,
+    pub reason: String,
+    pub created_ms: i64,
+    /// Whether its hold (id = this escalation's id) was placed.
+    pub hold_placed: bool,
+    /// When on-call acknowledged the notice.
+    pub notified_ms: Option<i64>,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+pub(crate) const ESCALATION_COLUMNS: &str = "id, repo, change_ref, head_sha, reason, created_ms, hold_placed, notified_ms, attempts, last_error";
+
+pub(crate) fn escalation_from_row(row: &AnyRow) -> Result<EscalationRecord, StoreError> {
+    Ok(EscalationRecord {
+        id: row.try_get("id")?,
+        repo: row.try_get("repo")?,
+        change_ref: row.try_get("change_ref")?,
+        head_sha: row.try_get("head_sha")?,
+        reason: row.try_get("reason")?,
+        created_ms: row.try_get("created_ms")?,
+        hold_placed: row.try_get::<i64, _>("hold_placed")? != 0,
+        notified_ms: row.try_get("notified_ms")?,
+        attempts: row.try_get("attempts")?,
+        last_error: row.try_get("last_error")?,
+    })
+}

@@ -128,7 +128,15 @@ pub fn signed_agent_change() -> (TestRepo, i32, Value) {
 /// the attestation carries its digest and the redacted bytes are written to
 /// `.git/transcript.redacted.jsonl`.
 pub fn agent_change(transcript: Option<&str>) -> (TestRepo, i32, Value) {
+    agent_change_under("", transcript)
+}
+
+/// [`agent_change`] with `.lockgate.toml` (on the base branch) set to `config`.
+pub fn agent_change_under(config: &str, transcript: Option<&str>) -> (TestRepo, i32, Value) {
     let r = TestRepo::new();
+    if !config.is_empty() {
+        r.write(".lockgate.toml", config);
+    }
     let trust = agent_key(&r);
     r.write(".lockgate/trust.toml", &trust);
     r.write(

@@ -87,16 +87,15 @@ impl Session {
         }
     }
 
-    /// Checks a form's CSRF token (constant time).
-    fn check_csrf(&self, given: &str) -> Result<(), Response> {
-        let Ok(given) = hex::decode(given) else {
-            return Err(page_error(None, StatusCode::FORBIDDEN, "bad CSRF token"));
-        };
-        csrf_mac(&self.raw).verify_slice(&given).map_err(|_| {
+    /// Checks a form's CSRF token (constant time); the refusal page when it is wrong.
+    fn csrf_refusal(&self, given: &str) -> Option<Response> {
+        let valid =
+            hex::decode(given).is_ok_and(|given| csrf_mac(&self.raw).verify_slice(&given).is_ok());
+        (!valid).then(|| {
             page_error(
                 None,
                 StatusCode::FORBIDDEN,
-                "bad CSRF token; reload the page",
+                "bad CSRF token; reload the page and try again",
             )
         })
     }
@@ -233,7 +232,7 @@ async fn logout(
     Form(form): Form<CsrfForm>,
 ) -> Response {
     if let Ok(s) = session(&state, &headers).await
-        && let Err(r) = s.check_csrf(&form.csrf)
+        && let Some(r) = s.csrf_refusal(&form.csrf)
     {
         return r;
     }
@@ -412,7 +411,7 @@ async fn approve(
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = s.check_csrf(&form.csrf) {
+    if let Some(r) = s.csrf_refusal(&form.csrf) {
         return r;
     }
     let csrf = s.csrf();
@@ -463,7 +462,7 @@ async fn release_hold(
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = s.check_csrf(&form.csrf) {
+    if let Some(r) = s.csrf_refusal(&form.csrf) {
         return r;
     }
     let csrf = s.csrf();
