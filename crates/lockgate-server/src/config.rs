@@ -28,6 +28,9 @@ pub struct ServerConfig {
     /// Time-boxed escalation: where on-call is notified.
     #[serde(default)]
     pub escalation: EscalationConfig,
+    /// Chat-ops approvals in Slack.
+    #[serde(default)]
+    pub slack: SlackConfig,
     /// People who may approve, with the identities CODEOWNERS and commits show.
     #[serde(default, rename = "person")]
     pub people: Vec<Person>,
@@ -52,6 +55,7 @@ impl Default for ServerConfig {
             public_url: None,
             log: LogConfig::default(),
             escalation: EscalationConfig::default(),
+            slack: SlackConfig::default(),
             people: Vec::new(),
         }
     }
@@ -178,6 +182,100 @@ impl EscalationConfig {
     }
 }
 
+/// `[slack]`: where summaries go and how Slack's callbacks are verified.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// The incoming webhook URL (a secret), or `webhook_env` naming a variable with it.
+    #[serde(default)]
+    pub webhook: Option<String>,
+    #[serde(default)]
+    pub webhook_env: Option<String>,
+    /// The app's signing secret: a file holding it, or a variable. Without it, the
+    /// interaction endpoint answers 404.
+    #[serde(default)]
+    pub signing_secret_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub signing_secret_env: Option<String>,
+    /// Where answers to a button press may be posted (the callback's `response_url`
+    /// must start with one of these).
+    #[serde(default = "default_response_prefixes")]
+    pub response_url_prefixes: Vec<String>,
+    /// Loaded from the file or variable at start.
+    #[serde(skip)]
+    pub signing_secret: Option<String>,
+}
+
+fn default_response_prefixes() -> Vec<String> {
+    vec!["https://hooks.slack.com/".into()]
+}
+
+impl Default for SlackConfig {
+    fn default() -> Self {
+        SlackConfig {
+            webhook: None,
+            webhook_env: None,
+            signing_secret_file: None,
+            signing_secret_env: None,
+            response_url_prefixes: default_response_prefixes(),
+            signing_secret: None,
+        }
+    }
+}
+
+/// `value`, or the contents of environment variable `env` (not both).
+fn from_env(
+    what: &str,
+    value: &mut Option<String>,
+    env: &Option<String>,
+) -> Result<(), ConfigError> {
+    if let Some(var) = env {
+        if value.is_some() {
+            return Err(ConfigError(format!("{what}: set it or its _env, not both")));
+        }
+        *value = Some(
+            std::env::var(var)
+                .map_err(|_| ConfigError(format!("{what}_env: ${var} is not set")))?,
+        );
+    }
+    Ok(())
+}
+
+impl SlackConfig {
+    fn validate(&mut self) -> Result<(), ConfigError> {
+        from_env("slack.webhook", &mut self.webhook, &self.webhook_env)?;
+        if let Some(url) = &self.webhook
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ConfigError("slack.webhook must be an http(s) URL".into()));
+        }
+        let mut secret = None;
+        from_env(
+            "slack.signing_secret",
+            &mut secret,
+            &self.signing_secret_env,
+        )?;
+        if let Some(path) = &self.signing_secret_file {
+            if secret.is_some() {
+                return Err(ConfigError(
+                    "slack: set signing_secret_file or signing_secret_env, not both".into(),
+                ));
+            }
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!("slack.signing_secret_file {}: {e}", path.display()))
+            })?;
+            secret = Some(text.trim().to_string());
+        }
+        if secret.as_ref().is_some_and(|s| s.len() < 16) {
+            return Err(ConfigError(
+                "slack signing secret: shorter than 16 characters".into(),
+            ));
+        }
+        self.signing_secret = secret;
+        Ok(())
+    }
+}
+
 /// The configuration is unusable; says where.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -190,6 +288,7 @@ impl ServerConfig {
         let mut config: ServerConfig =
             toml::from_str(text).map_err(|e| ConfigError(format!("server config: {e}")))?;
         config.escalation.validate()?;
+        config.slack.validate()?;
         config.validate(registry)?;
         Ok(config)
     }

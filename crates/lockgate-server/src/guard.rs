@@ -33,6 +33,7 @@ pub struct Metrics {
     pub log_failures: AtomicU64,
     pub escalations: AtomicU64,
     pub escalation_notice_failures: AtomicU64,
+    pub chat_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -84,6 +85,11 @@ impl Metrics {
             "lockgate_escalation_notice_failures_total",
             "On-call notices that failed (retried).",
             get(&self.escalation_notice_failures),
+        );
+        counter(
+            "lockgate_chat_failures_total",
+            "Chat messages (Slack) that could not be posted.",
+            get(&self.chat_failures),
         );
         counter(
             "lockgate_log_failures_total",

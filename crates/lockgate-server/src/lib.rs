@@ -21,6 +21,7 @@ pub mod escalate;
 mod guard;
 mod outbound;
 pub mod publish;
+pub mod slack;
 pub mod transcripts;
 pub mod web;
 
@@ -90,6 +91,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/transcripts",
             post(transcripts::upload).layer(DefaultBodyLimit::max(lockgate_store::MAX_TRANSCRIPT)),
         )
+        .route("/api/v1/slack/interactions", post(slack::interactions))
         .merge(web::routes())
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
@@ -154,16 +156,8 @@ async fn check_token(
     headers: &HeaderMap,
     token: Option<&str>,
 ) -> Result<TokenRecord, ApiError> {
-    let peer = headers
-        .get(guard::PEER_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("unknown")
-        .to_string();
-    if state.auth_failures.blocked(&peer) {
-        return Err(ApiError(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed authentications from this address; retry in a minute".into(),
-        ));
+    if let Some(refusal) = blocked(state, headers) {
+        return Err(refusal);
     }
     let found = match token {
         Some(t) => state.store.authenticate(t.trim()).await?,
@@ -172,15 +166,44 @@ async fn check_token(
     match found {
         Some(t) => Ok(t),
         None => {
-            tracing::warn!(peer = %peer, "authentication failed");
-            state.auth_failures.record(&peer);
-            state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+            record_auth_failure(state, headers);
             Err(ApiError(
                 StatusCode::UNAUTHORIZED,
                 "missing or invalid token".into(),
             ))
         }
     }
+}
+
+fn peer(headers: &HeaderMap) -> &str {
+    headers
+        .get(guard::PEER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("unknown")
+}
+
+/// 429 when the caller's address failed to authenticate too often this minute.
+fn blocked(state: &AppState, headers: &HeaderMap) -> Option<ApiError> {
+    state.auth_failures.blocked(peer(headers)).then(|| {
+        ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed authentications from this address; retry in a minute".into(),
+        )
+    })
+}
+
+/// [`blocked`] as a response.
+fn blocked_peer(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+    blocked(state, headers).map(IntoResponse::into_response)
+}
+
+/// Counts a failed authentication (bad token, bad webhook signature) against the
+/// caller's address.
+fn record_auth_failure(state: &AppState, headers: &HeaderMap) {
+    let peer = peer(headers);
+    tracing::warn!(peer = %peer, "authentication failed");
+    state.auth_failures.record(peer);
+    state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
 }
 
 fn require(token: &TokenRecord, roles: &[Role]) -> Result<(), ApiError> {
@@ -292,6 +315,9 @@ async fn record_decision(
         .await?;
     tracing::info!(repo = %body.repo, change = %body.change_ref, verdict = d.verdict.as_str(), new = recorded.changed, "decision recorded");
     state.metrics.decisions.fetch_add(1, Ordering::Relaxed);
+    if recorded.changed && d.verdict == lockgate_core::decision::Verdict::NeedsApproval {
+        slack::announce(&state, &body.repo, &body.change_ref, d);
+    }
     Ok(Json(change_state(&state, &recorded.record, d).await?))
 }
 

@@ -17,6 +17,7 @@ id = "ada"
 name = "Ada Lovelace"
 emails = ["ada@example.com"]
 github = "ada"
+slack = "U0ADA"
 teams = ["@org/backend"]
 
 [[person]]
@@ -24,6 +25,7 @@ id = "bob"
 name = "Bob"
 emails = ["bob@example.com"]
 github = "bob"
+slack = "U0BOB"
 
 [[person]]
 id = "eve"
