@@ -31,6 +31,9 @@ pub struct ServerConfig {
     /// Chat-ops approvals in Slack.
     #[serde(default)]
     pub slack: SlackConfig,
+    /// The GitHub integration.
+    #[serde(default)]
+    pub github: GithubConfig,
     /// People who may approve, with the identities CODEOWNERS and commits show.
     #[serde(default, rename = "person")]
     pub people: Vec<Person>,
@@ -56,6 +59,7 @@ impl Default for ServerConfig {
             log: LogConfig::default(),
             escalation: EscalationConfig::default(),
             slack: SlackConfig::default(),
+            github: GithubConfig::default(),
             people: Vec::new(),
         }
     }
@@ -223,6 +227,91 @@ impl Default for SlackConfig {
     }
 }
 
+/// `[github]`: the API the client calls and the webhook secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubConfig {
+    /// REST API base (`https://api.github.com`; GitHub Enterprise: `https://HOST/api/v3`).
+    #[serde(default = "default_github_api")]
+    pub api_url: String,
+    /// A token that may set statuses, labels and comments: a file or a variable.
+    #[serde(default)]
+    pub token_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// The webhook secret: a file or a variable. Without it the receiver answers 404.
+    #[serde(default)]
+    pub webhook_secret_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub webhook_secret_env: Option<String>,
+    #[serde(skip)]
+    pub token: Option<String>,
+    #[serde(skip)]
+    pub webhook_secret: Option<String>,
+}
+
+fn default_github_api() -> String {
+    "https://api.github.com".into()
+}
+
+impl Default for GithubConfig {
+    fn default() -> Self {
+        GithubConfig {
+            api_url: default_github_api(),
+            token_file: None,
+            token_env: None,
+            webhook_secret_file: None,
+            webhook_secret_env: None,
+            token: None,
+            webhook_secret: None,
+        }
+    }
+}
+
+/// A secret from a file or an environment variable (not both).
+fn secret_from(
+    what: &str,
+    file: &Option<std::path::PathBuf>,
+    env: &Option<String>,
+) -> Result<Option<String>, ConfigError> {
+    let mut value = None;
+    from_env(what, &mut value, env)?;
+    if let Some(path) = file {
+        if value.is_some() {
+            return Err(ConfigError(format!(
+                "{what}: set the file or the variable, not both"
+            )));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{what} file {}: {e}", path.display())))?;
+        value = Some(text.trim().to_string());
+    }
+    if value.as_ref().is_some_and(|v| v.is_empty()) {
+        return Err(ConfigError(format!("{what} is empty")));
+    }
+    Ok(value)
+}
+
+impl GithubConfig {
+    fn validate(&mut self) -> Result<(), ConfigError> {
+        if !(self.api_url.starts_with("https://") || self.api_url.starts_with("http://")) {
+            return Err(ConfigError("github.api_url must be an http(s) URL".into()));
+        }
+        self.token = secret_from("github.token", &self.token_file, &self.token_env)?;
+        self.webhook_secret = secret_from(
+            "github.webhook_secret",
+            &self.webhook_secret_file,
+            &self.webhook_secret_env,
+        )?;
+        if self.webhook_secret.as_ref().is_some_and(|s| s.len() < 16) {
+            return Err(ConfigError(
+                "github webhook secret: shorter than 16 characters".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `value`, or the contents of environment variable `env` (not both).
 fn from_env(
     what: &str,
@@ -289,6 +378,7 @@ impl ServerConfig {
             toml::from_str(text).map_err(|e| ConfigError(format!("server config: {e}")))?;
         config.escalation.validate()?;
         config.slack.validate()?;
+        config.github.validate()?;
         config.validate(registry)?;
         Ok(config)
     }

@@ -34,6 +34,7 @@ pub struct Metrics {
     pub escalations: AtomicU64,
     pub escalation_notice_failures: AtomicU64,
     pub chat_failures: AtomicU64,
+    pub forge_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -90,6 +91,11 @@ impl Metrics {
             "lockgate_chat_failures_total",
             "Chat messages (Slack) that could not be posted.",
             get(&self.chat_failures),
+        );
+        counter(
+            "lockgate_forge_failures_total",
+            "Forge (GitHub) API calls that failed.",
+            get(&self.forge_failures),
         );
         counter(
             "lockgate_log_failures_total",

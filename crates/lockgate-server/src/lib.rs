@@ -18,6 +18,7 @@
 
 pub mod config;
 pub mod escalate;
+pub mod github;
 mod guard;
 mod outbound;
 pub mod publish;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub auth_failures: AuthFailures,
     /// Wakes the log publisher when an approval is recorded.
     pub log_wakeup: tokio::sync::Notify,
+    /// Serializes updates to the forge (see `github::sync_change`).
+    pub forge_sync: tokio::sync::Mutex<()>,
 }
 
 impl AppState {
@@ -68,6 +71,7 @@ impl AppState {
             metrics: Metrics::default(),
             auth_failures: AuthFailures::default(),
             log_wakeup: tokio::sync::Notify::new(),
+            forge_sync: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -92,6 +96,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(transcripts::upload).layer(DefaultBodyLimit::max(lockgate_store::MAX_TRANSCRIPT)),
         )
         .route("/api/v1/slack/interactions", post(slack::interactions))
+        .route("/api/v1/github/webhook", post(github::webhook))
         .merge(web::routes())
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
@@ -248,7 +253,7 @@ pub struct RecordDecision {
 }
 
 /// The answer to recording a decision, and the view of a change.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChangeState {
     pub repo: String,
     pub change_ref: String,
@@ -263,7 +268,7 @@ pub struct ChangeState {
 }
 
 /// An approval as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApprovalView {
     pub approver: String,
     pub state: String,
@@ -318,7 +323,11 @@ async fn record_decision(
     if recorded.changed && d.verdict == lockgate_core::decision::Verdict::NeedsApproval {
         slack::announce(&state, &body.repo, &body.change_ref, d);
     }
-    Ok(Json(change_state(&state, &recorded.record, d).await?))
+    let change = change_state(&state, &recorded.record, d).await?;
+    if recorded.changed {
+        github::sync_change(&state, &change);
+    }
+    Ok(Json(change))
 }
 
 /// Approvals at the decision's head and whether they satisfy it.
@@ -468,7 +477,7 @@ pub(crate) fn approver<'a>(
 /// Records `person`'s approval or change request from any channel (API, web, chat,
 /// forge) after the rules allow it: the same checks whichever way it arrives.
 pub(crate) async fn apply_approval(
-    state: &AppState,
+    state: &Arc<AppState>,
     person: &Person,
     body: &Approve,
     source: &str,
@@ -500,7 +509,9 @@ pub(crate) async fn apply_approval(
     tracing::info!(repo = %body.repo, change = %body.change_ref, approver = %person.id, state = body.state.as_str(), source, "approval recorded");
     state.metrics.approvals.fetch_add(1, Ordering::Relaxed);
     state.log_wakeup.notify_one();
-    change_state(state, &record, &decision).await
+    let change = change_state(state, &record, &decision).await?;
+    github::sync_change(state, &change);
+    Ok(change)
 }
 
 #[derive(Debug, Deserialize)]

@@ -34,3 +34,60 @@ pub fn post_json(url: &str, body: &[u8], signature: Option<&str>) -> Result<(), 
         Err(e) => Err(scrub(&e.to_string(), url)),
     }
 }
+
+/// Largest response body read from a forge API.
+pub const MAX_RESPONSE: u64 = 4 << 20;
+
+/// Calls a JSON API with a bearer token: the status and the JSON answer (`null` when
+/// empty). Errors name the method and path, never the token.
+pub fn api(
+    method: &str,
+    url: &str,
+    token: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<(u16, serde_json::Value), String> {
+    let agent = agent();
+    let auth = format!("Bearer {token}");
+    let sent = match method {
+        "GET" => agent
+            .get(url)
+            .header("Authorization", &auth)
+            .header("Accept", "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", "2022-11-28")
+            .call(),
+        "POST" | "PATCH" | "PUT" => {
+            let request = match method {
+                "POST" => agent.post(url),
+                "PATCH" => agent.patch(url),
+                _ => agent.put(url),
+            };
+            let bytes = serde_json::to_vec(body.unwrap_or(&serde_json::Value::Null))
+                .map_err(|e| e.to_string())?;
+            request
+                .header("Authorization", &auth)
+                .header("Accept", "application/vnd.github+json")
+                .header("X-GitHub-Api-Version", "2022-11-28")
+                .header("Content-Type", "application/json")
+                .send(&bytes[..])
+        }
+        other => return Err(format!("unsupported method {other}")),
+    };
+    let path = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest.find('/').map_or(rest, |i| &rest[i..]));
+    let mut response =
+        sent.map_err(|e| format!("{method} {path}: {}", scrub(&e.to_string(), url)))?;
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_RESPONSE)
+        .read_to_string()
+        .map_err(|e| format!("{method} {path}: reading the answer: {e}"))?;
+    let json = if text.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).map_err(|e| format!("{method} {path}: not JSON: {e}"))?
+    };
+    Ok((status, json))
+}

@@ -247,7 +247,7 @@ pub(crate) async fn interactions(
 }
 
 /// Records the approval a button press asks for; the line to answer with.
-async fn act(state: &AppState, slack_user: &str, action: &Action) -> Result<String, ApiError> {
+async fn act(state: &Arc<AppState>, slack_user: &str, action: &Action) -> Result<String, ApiError> {
     let person = state
         .config
         .people

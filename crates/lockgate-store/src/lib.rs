@@ -531,6 +531,55 @@ impl Store {
         Ok(())
     }
 
+    /// Notes a webhook delivery id; false when it was seen before (a replay).
+    pub async fn first_delivery(&self, id: &str, event: &str) -> Result<bool, StoreError> {
+        check_len("delivery", id, 1, 128)?;
+        check_len("event", event, 1, 64)?;
+        let result = sqlx::query(
+            "INSERT INTO deliveries (id, event, received_ms) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(event)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// The forge comment Lockgate keeps on a pull request, if it made one.
+    pub async fn forge_comment(&self, repo: &str, number: u64) -> Result<Option<u64>, StoreError> {
+        let row =
+            sqlx::query("SELECT comment_id FROM forge_comments WHERE repo = $1 AND number = $2")
+                .bind(repo)
+                .bind(number as i64)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row
+            .map(|r| r.try_get::<i64, _>("comment_id"))
+            .transpose()?
+            .map(|id| id.max(0) as u64))
+    }
+
+    /// Remembers the forge comment of a pull request.
+    pub async fn set_forge_comment(
+        &self,
+        repo: &str,
+        number: u64,
+        comment_id: u64,
+    ) -> Result<(), StoreError> {
+        check_len("repo", repo, 1, MAX_NAME)?;
+        sqlx::query(
+            "INSERT INTO forge_comments (repo, number, comment_id) VALUES ($1, $2, $3) \
+             ON CONFLICT (repo, number) DO UPDATE SET comment_id = excluded.comment_id",
+        )
+        .bind(repo)
+        .bind(number as i64)
+        .bind(comment_id as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Records what became of a change (idempotent per commit and outcome).
     pub async fn record_outcome(&self, o: &NewOutcome) -> Result<bool, StoreError> {
         o.validate()?;
