@@ -163,6 +163,20 @@ fn tool_result_text(content: &Value) -> String {
     }
 }
 
+/// The `text` of each part of a list, one per line.
+fn texts(parts: Option<&Value>) -> String {
+    parts
+        .and_then(Value::as_array)
+        .map(|parts| {
+            parts
+                .iter()
+                .filter_map(|c| str_at(c, "/text"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
 /// Codex rollout: `response_item` payloads are messages (content parts with text),
 /// reasoning, function/custom/shell calls and their outputs.
 fn codex_entry(line: usize, v: &Value, steps: &mut Vec<ViewStep>) {
@@ -172,17 +186,7 @@ fn codex_entry(line: usize, v: &Value, steps: &mut Vec<ViewStep>) {
     let p = v.get("payload").unwrap_or(&Value::Null);
     let s = match str_at(p, "/type").unwrap_or_default() {
         "message" => {
-            let text = p
-                .get("content")
-                .and_then(Value::as_array)
-                .map(|parts| {
-                    parts
-                        .iter()
-                        .filter_map(|c| str_at(c, "/text"))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                })
-                .unwrap_or_default();
+            let text = texts(p.get("content"));
             step(
                 line,
                 str_at(p, "/role").unwrap_or("assistant"),
@@ -192,17 +196,7 @@ fn codex_entry(line: usize, v: &Value, steps: &mut Vec<ViewStep>) {
             )
         }
         "reasoning" => {
-            let text = p
-                .get("summary")
-                .and_then(Value::as_array)
-                .map(|parts| {
-                    parts
-                        .iter()
-                        .filter_map(|c| str_at(c, "/text"))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                })
-                .unwrap_or_default();
+            let text = texts(p.get("summary"));
             step(line, "assistant", "reasoning", None, &text)
         }
         "function_call" | "custom_tool_call" => step(

@@ -118,6 +118,7 @@ pub fn run(args: ServeArgs) -> Result<u8> {
         }
         None => {
             let (mut config, registry) = load_config(&args.common)?;
+            config.load_integrations()?;
             if let Some(listen) = args.listen {
                 config.listen = listen;
             }

@@ -6,29 +6,13 @@
 
 mod common;
 
+use common::hmac_sha256;
+
 use common::fake_http::FakeHttp;
 use common::server::{SERVER_CONFIG, agent_change_under, http, on_postgres, start, token};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-
-/// HMAC-SHA256 written out from RFC 2104, to check the server's signatures with code
-/// that shares nothing with it.
-fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut block = [0u8; 64];
-    block[..key.len()].copy_from_slice(key);
-    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .to_vec()
-}
 
 fn escalation(db: &str) {
     let (r, code, decision) = agent_change_under("[review]\nescalate_after = \"2s\"\n", None);

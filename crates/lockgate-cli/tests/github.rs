@@ -6,27 +6,13 @@
 
 mod common;
 
+use common::hmac_sha256;
+
 use common::fake_http::FakeHttp;
 use common::server::{SERVER_CONFIG, http, signed_agent_change, start, token};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 const SECRET: &str = "It's a Secret to Everybody";
-
-fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut block = [0u8; 64];
-    block[..key.len()].copy_from_slice(key);
-    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .to_vec()
-}
 
 #[test]
 fn hmac_matches_githubs_documented_example() {

@@ -5,28 +5,13 @@
 
 mod common;
 
+use common::hmac_sha256;
+
 use common::fake_http::FakeHttp;
 use common::server::{SERVER_CONFIG, http, signed_agent_change, start, token, urlencode};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
-
-/// HMAC-SHA256 from RFC 2104 (independent of the server's `hmac` crate).
-fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut block = [0u8; 64];
-    block[..key.len()].copy_from_slice(key);
-    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .to_vec()
-}
 
 fn now() -> i64 {
     std::time::SystemTime::now()

@@ -141,6 +141,19 @@ async fn session(state: &AppState, headers: &HeaderMap) -> Result<Session, Respo
     }
 }
 
+/// The session behind a form post whose CSRF token matches it.
+async fn form_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Session, Response> {
+    let s = session(state, headers).await?;
+    match s.csrf_refusal(csrf) {
+        Some(refusal) => Err(refusal),
+        None => Ok(s),
+    }
+}
+
 fn page(markup: Markup) -> Response {
     (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -407,13 +420,10 @@ async fn approve(
     headers: HeaderMap,
     Form(form): Form<ApproveForm>,
 ) -> Response {
-    let s = match session(&state, &headers).await {
+    let s = match form_session(&state, &headers, &form.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Some(r) = s.csrf_refusal(&form.csrf) {
-        return r;
-    }
     let csrf = s.csrf();
     let viewer = s.viewer(&csrf);
     let result = async {
@@ -458,13 +468,10 @@ async fn release_hold(
     headers: HeaderMap,
     Form(form): Form<ReleaseForm>,
 ) -> Response {
-    let s = match session(&state, &headers).await {
+    let s = match form_session(&state, &headers, &form.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Some(r) = s.csrf_refusal(&form.csrf) {
-        return r;
-    }
     let csrf = s.csrf();
     let viewer = s.viewer(&csrf);
     if let Err(e) = require(&s.token, &[Role::Person, Role::Admin]) {
