@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+mod group_commit;
 mod records;
 pub mod scratch;
 mod tokens;
@@ -73,6 +74,8 @@ pub struct Store {
     backend: Backend,
     /// Repositories known to exist (rows are never deleted), so recording skips a write.
     known_repos: std::sync::Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
+    /// Group commit of decisions (SQLite, where commits are serialized anyway).
+    decision_writer: Option<group_commit::DecisionWriter>,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -128,10 +131,13 @@ impl Store {
             });
         let pool = options.connect(&url).await?;
         MIGRATOR.run(&pool).await?;
+        let decision_writer =
+            (backend == Backend::Sqlite).then(|| group_commit::DecisionWriter::spawn(pool.clone()));
         Ok(Store {
             pool,
             backend,
             known_repos: Default::default(),
+            decision_writer,
         })
     }
 
@@ -200,48 +206,14 @@ impl Store {
     ) -> Result<Recorded<DecisionRecord>, StoreError> {
         d.validate()?;
         self.ensure_repository(&d.repo).await?;
-        let id = new_id();
-        // The common case (a new decision) is one round trip: RETURNING gives the row.
-        let inserted = sqlx::query(&format!(
-            "INSERT INTO decisions (id, repo, change_ref, base_sha, head_sha, verdict, input_digest, \
-             author_kind, agent, trust_score, document, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-             ON CONFLICT (repo, change_ref, head_sha, input_digest) DO NOTHING RETURNING {DECISION_COLUMNS}"
-        ))
-        .bind(&id)
-        .bind(&d.repo)
-        .bind(&d.change_ref)
-        .bind(&d.base_sha)
-        .bind(&d.head_sha)
-        .bind(&d.verdict)
-        .bind(&d.input_digest)
-        .bind(&d.author_kind)
-        .bind(d.agent.as_deref())
-        .bind(i64::from(d.trust_score))
-        .bind(&d.document)
-        .bind(now_ms())
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(row) = inserted {
-            return Ok(Recorded {
-                record: decision_from_row(&row)?,
-                changed: true,
-            });
+        match &self.decision_writer {
+            Some(writer) => writer.record(d.clone()).await,
+            None => {
+                // The common case (a new decision) is one round trip: RETURNING gives the row.
+                let mut conn = self.pool.acquire().await?;
+                group_commit::insert(&mut conn, d).await
+            }
         }
-        let row = sqlx::query(&format!(
-            "SELECT {DECISION_COLUMNS} FROM decisions \
-             WHERE repo = $1 AND change_ref = $2 AND head_sha = $3 AND input_digest = $4"
-        ))
-        .bind(&d.repo)
-        .bind(&d.change_ref)
-        .bind(&d.head_sha)
-        .bind(&d.input_digest)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(Recorded {
-            record: decision_from_row(&row)?,
-            changed: false,
-        })
     }
 
     /// Every decision for a change, oldest first.

@@ -211,6 +211,43 @@ fn concurrent_identical_approvals_store_one_row() {
     });
 }
 
+/// Many decisions at once (SQLite commits them in groups): each caller gets its own
+/// row back, duplicates inside one group are one row, and every row is stored.
+#[test]
+fn concurrent_decisions_are_each_answered_and_stored_once() {
+    on_both("concurrent decisions", |store| async move {
+        let mut tasks = Vec::new();
+        for i in 0..200u32 {
+            let store = store.clone();
+            // 100 changes, each recorded twice.
+            let change = format!("pr/{}", i % 100);
+            tasks.push(tokio::spawn(async move {
+                let r = store
+                    .record_decision(&decision(&change, HEAD1, "needs_approval", 1))
+                    .await
+                    .unwrap();
+                assert_eq!(r.record.change_ref, change, "the caller's own row");
+                (change, r.record.id, r.changed)
+            }));
+        }
+        let mut ids = std::collections::BTreeMap::<String, Vec<(String, bool)>>::new();
+        for t in tasks {
+            let (change, id, changed) = t.await.unwrap();
+            ids.entry(change).or_default().push((id, changed));
+        }
+        assert_eq!(ids.len(), 100);
+        for (change, calls) in &ids {
+            assert_eq!(calls[0].0, calls[1].0, "{change}: both calls see one row");
+            assert_eq!(
+                calls.iter().filter(|(_, changed)| *changed).count(),
+                1,
+                "{change}: exactly one call recorded it"
+            );
+        }
+        assert_eq!(store.counts().await.unwrap().decisions, 100);
+    });
+}
+
 #[test]
 fn outcomes_make_the_track_record() {
     on_both("outcomes", |store| async move {
