@@ -141,14 +141,7 @@ fn now_ms() -> i64 {
 /// The notice's JSON: `text` for chat webhooks (Slack's incoming webhooks show it), and
 /// the fields for anything that routes pages.
 pub fn notice_body(state: &AppState, e: &EscalationRecord) -> serde_json::Value {
-    let link = state.config.public_url.as_deref().map(|base| {
-        format!(
-            "{}/ui/change?repo={}&change={}",
-            base.trim_end_matches('/'),
-            crate::web::urlencode(&e.repo),
-            crate::web::urlencode(&e.change_ref)
-        )
-    });
+    let link = crate::web::change_link(state, &e.repo, &e.change_ref);
     let mut text = format!(
         "Lockgate: {} {} (head {}) is held: {}.",
         e.repo,

@@ -413,14 +413,7 @@ pub fn sync_change(state: &Arc<AppState>, change: &ChangeState) {
             .await
             .ok()
             .flatten();
-        let link = state.config.public_url.as_deref().map(|base| {
-            format!(
-                "{}/ui/change?repo={}&change={}",
-                base.trim_end_matches('/'),
-                crate::web::urlencode(&change.repo),
-                crate::web::urlencode(&change.change_ref)
-            )
-        });
+        let link = crate::web::change_link(&state, &change.repo, &change.change_ref);
         let (status, description) = commit_status(&decision, &change);
         let mut labels = vec![format!("lockgate:{}", decision.verdict.as_str())];
         if let Some(agent) = &decision.author.agent {

@@ -432,7 +432,16 @@ async fn latest(
     change_ref: &str,
 ) -> Result<(DecisionRecord, Decision), ApiError> {
     let history = state.store.decision_history(repo, change_ref).await?;
-    let record = history.into_iter().last().ok_or_else(|| {
+    latest_of(&history, repo, change_ref)
+}
+
+/// The latest decision of a change's history, parsed.
+fn latest_of(
+    history: &[DecisionRecord],
+    repo: &str,
+    change_ref: &str,
+) -> Result<(DecisionRecord, Decision), ApiError> {
+    let record = history.last().cloned().ok_or_else(|| {
         ApiError(
             StatusCode::NOT_FOUND,
             format!("no decision recorded for {repo} {change_ref}"),
@@ -558,7 +567,7 @@ async fn change(
 ) -> ApiResult<ChangeView> {
     caller(&state, &headers).await?;
     let history = state.store.decision_history(&q.repo, &q.change).await?;
-    let (record, decision) = latest(&state, &q.repo, &q.change).await?;
+    let (record, decision) = latest_of(&history, &q.repo, &q.change)?;
     Ok(Json(ChangeView {
         state: change_state(&state, &record, &decision).await?,
         history: history.iter().map(HistoryItem::from).collect(),

@@ -59,14 +59,7 @@ pub fn summary_message(state: &AppState, repo: &str, change_ref: &str, d: &Decis
         .take(3)
         .map(|r| format!("• `{}` {}", r.rule, escape(&r.message)))
         .collect();
-    let link = state.config.public_url.as_deref().map(|base| {
-        format!(
-            "{}/ui/change?repo={}&change={}",
-            base.trim_end_matches('/'),
-            crate::web::urlencode(repo),
-            crate::web::urlencode(change_ref)
-        )
-    });
+    let link = crate::web::change_link(state, repo, change_ref);
     let title = match &link {
         Some(l) => format!("<{l}|{} {}>", escape(repo), escape(change_ref)),
         None => format!("{} {}", escape(repo), escape(change_ref)),

@@ -10,7 +10,7 @@
 
 mod pages;
 
-use crate::{ApiError, AppState, Approve, approver, check_token, latest, require};
+use crate::{ApiError, AppState, Approve, approver, check_token, latest_of, require};
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -26,6 +26,17 @@ use sha2::Sha256;
 use std::sync::Arc;
 
 pub(crate) use pages::urlencode;
+
+/// The absolute link to a change's page, when `public_url` is configured (for chat,
+/// forge and on-call messages).
+pub(crate) fn change_link(state: &AppState, repo: &str, change: &str) -> Option<String> {
+    let base = state.config.public_url.as_deref()?;
+    Some(format!(
+        "{}{}",
+        base.trim_end_matches('/'),
+        pages::change_href(repo, change)
+    ))
+}
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "lockgate_session";
@@ -323,8 +334,8 @@ async fn change_page(
     viewer: &pages::Viewer<'_>,
     q: &ChangeQuery,
 ) -> Result<Response, ApiError> {
-    let (record, decision) = latest(state, &q.repo, &q.change).await?;
     let history = state.store.decision_history(&q.repo, &q.change).await?;
+    let (record, decision) = latest_of(&history, &q.repo, &q.change)?;
     let given = state
         .store
         .approvals_for_head(&record.repo, &record.change_ref, &record.head_sha)
@@ -444,9 +455,8 @@ async fn approve(
                 ApprovalState::ChangesRequested => "Your change request was recorded.",
             };
             Redirect::to(&format!(
-                "/ui/change?repo={}&change={}&notice={}",
-                urlencode(&form.repo),
-                urlencode(&form.change_ref),
+                "{}&notice={}",
+                pages::change_href(&form.repo, &form.change_ref),
                 urlencode(notice)
             ))
             .into_response()

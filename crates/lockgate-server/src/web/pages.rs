@@ -27,7 +27,8 @@ fn short(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
 }
 
-fn change_href(repo: &str, change: &str) -> String {
+/// The UI path of a change's page.
+pub fn change_href(repo: &str, change: &str) -> String {
     format!(
         "/ui/change?repo={}&change={}",
         urlencode(repo),
