@@ -18,11 +18,13 @@
 //! # Ok(()) }
 //! ```
 
+pub mod budgets;
 mod group_commit;
 mod records;
 pub mod scratch;
 mod tokens;
 
+pub use budgets::{BudgetLine, BudgetState, Exhausted, NewReservation};
 pub use tokens::{Role, TokenRecord};
 
 pub use records::*;

@@ -12,6 +12,41 @@ where
     F: Fn(Store) -> Fut,
     Fut: Future<Output = ()>,
 {
+    on_each_database(name, |url| {
+        let case = &case;
+        async move {
+            let store = Store::open(&url).await.unwrap();
+            case(store.clone()).await;
+            store.close().await;
+        }
+    });
+}
+
+/// Runs `case` with two stores on one database — two replicas — on each backend.
+fn on_both_replicas<F, Fut>(name: &str, case: F)
+where
+    F: Fn([Store; 2]) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    on_each_database(name, |url| {
+        let case = &case;
+        async move {
+            let one = Store::open(&url).await.unwrap();
+            let two = Store::open(&url).await.unwrap();
+            case([one.clone(), two.clone()]).await;
+            one.close().await;
+            two.close().await;
+        }
+    });
+}
+
+/// Runs `case` with the URL of a fresh SQLite file, then of a fresh PostgreSQL
+/// database when one is configured.
+fn on_each_database<F, Fut>(name: &str, case: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -20,19 +55,13 @@ where
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("ledger.db").display());
-        let store = Store::open(&url).await.unwrap();
-        assert_eq!(store.backend(), Backend::Sqlite);
-        case(store.clone()).await;
-        store.close().await;
+        case(url).await;
 
         match std::env::var(TEST_DATABASE_URL) {
             Ok(admin) if !admin.is_empty() => {
                 let (url, db) = scratch::create_database(&admin).await.unwrap();
-                let store = Store::open(&url).await.unwrap();
-                assert_eq!(store.backend(), Backend::Postgres);
                 eprintln!("{name}: PostgreSQL half on scratch database {db}");
-                case(store.clone()).await;
-                store.close().await;
+                case(url).await;
                 scratch::drop_database(&admin, &db).await.unwrap();
             }
             _ => notice(name),
@@ -464,5 +493,149 @@ fn the_same_head_in_two_changes_is_two_decisions() {
                 .len(),
             2
         );
+    });
+}
+
+fn line(scope: &str, period: &str, limit: i64) -> BudgetLine {
+    BudgetLine {
+        scope: scope.into(),
+        period: period.into(),
+        limit_micros: limit,
+    }
+}
+
+fn call(amount: i64, lines: Vec<BudgetLine>) -> NewReservation {
+    NewReservation {
+        agent: "claude-code".into(),
+        project: "acme/api".into(),
+        credential: "c0ffee".into(),
+        model: "claude-sonnet-4-5".into(),
+        amount_micros: amount,
+        lines,
+    }
+}
+
+/// Fires `n` reservations of `amount` at once, alternating between two stores on one
+/// database (two replicas); returns how many were granted, with their ids.
+async fn burst(stores: &[Store; 2], n: usize, amount: i64) -> Vec<String> {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let store = stores[i % 2].clone();
+            tokio::spawn(async move {
+                store
+                    .reserve(&call(
+                        amount,
+                        vec![
+                            line("agent:claude-code", "day:2026-11-28", 1_000),
+                            line("project:acme/api", "month:2026-11", 5_000),
+                        ],
+                    ))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut granted = Vec::new();
+    for t in tasks {
+        if let Ok(id) = t.await.unwrap() {
+            granted.push(id);
+        }
+    }
+    granted
+}
+
+#[test]
+fn concurrent_reservations_never_overspend_a_budget() {
+    on_both_replicas("budget race", |stores| async move {
+        let store = stores[0].clone();
+        // 300 calls of 7 µ$ against a 1,000 µ$ day: exactly 142 fit.
+        let granted = burst(&stores, 300, 7).await;
+        assert_eq!(granted.len(), 142);
+        let day = store
+            .budget("agent:claude-code", "day:2026-11-28")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((day.spent_micros, day.reserved_micros), (0, 994));
+        // The project line holds exactly what the agent line holds: all or nothing.
+        let month = store
+            .budget("project:acme/api", "month:2026-11")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(month.reserved_micros, 994);
+
+        // Each call really cost 5: settling releases 2 per call.
+        let settles: Vec<_> = granted
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let (store, id) = (stores[i % 2].clone(), id.clone());
+                tokio::spawn(async move { store.settle(&id, 5).await.unwrap() })
+            })
+            .collect();
+        for s in settles {
+            assert!(s.await.unwrap());
+        }
+        assert!(!store.settle(&granted[0], 5).await.unwrap(), "settled once");
+        let day = store
+            .budget("agent:claude-code", "day:2026-11-28")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((day.spent_micros, day.reserved_micros), (710, 0));
+
+        // Room for 290 more: 41 calls of 7.
+        assert_eq!(burst(&stores, 100, 7).await.len(), 41);
+        let refused = store
+            .reserve(&call(
+                7,
+                vec![line("agent:claude-code", "day:2026-11-28", 1_000)],
+            ))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(refused.scope, "agent:claude-code");
+        assert_eq!(refused.needed_micros, 7);
+        assert_eq!(refused.spent_micros + refused.reserved_micros, 997);
+    });
+}
+
+#[test]
+fn abandoned_reservations_are_charged_in_full_and_credentials_revoke() {
+    on_both("abandoned reservations", |store| async move {
+        let id = store
+            .reserve(&call(
+                400,
+                vec![line("agent:devin", "day:2026-11-28", 1_000)],
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        // Not yet abandoned.
+        assert_eq!(store.settle_abandoned(60_000).await.unwrap(), 0);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(store.settle_abandoned(1).await.unwrap(), 1);
+        let day = store
+            .budget("agent:devin", "day:2026-11-28")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((day.spent_micros, day.reserved_micros), (400, 0));
+        // A late settle does not release it again.
+        assert!(!store.settle(&id, 1).await.unwrap());
+
+        // A lower limit from the config applies at once; a bad line is refused.
+        let lower = store
+            .reserve(&call(1, vec![line("agent:devin", "day:2026-11-28", 400)]))
+            .await
+            .unwrap();
+        assert!(lower.is_err());
+        assert!(store.reserve(&call(-1, vec![])).await.is_err());
+
+        assert!(!store.credential_revoked("c0ffee").await.unwrap());
+        store.revoke_credential("c0ffee", "ada").await.unwrap();
+        store.revoke_credential("c0ffee", "bob").await.unwrap();
+        assert!(store.credential_revoked("c0ffee").await.unwrap());
     });
 }

@@ -1,0 +1,316 @@
+//! Budgets that cannot be overspent: a model call first reserves its worst-case cost on
+//! every budget line that applies (agent per day and month, project per day and month,
+//! each spending cap of its credential), all or nothing, in one transaction; after the
+//! call it settles with the real cost, releasing the rest.
+//!
+//! Each line is raised by one conditional `UPDATE … WHERE spent + reserved + amount <=
+//! limit`, which PostgreSQL re-evaluates on the latest row version after waiting for a
+//! concurrent writer, and which SQLite runs with one writer at a time; so no number of
+//! concurrent callers, on one replica or several sharing the database, can take a line
+//! past its limit. Lines are locked in a fixed order, so two reservations never deadlock.
+
+use crate::records::{MAX_NAME, check_len};
+use crate::{Store, StoreError, new_id, now_ms};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+/// The most budget lines one reservation may hold.
+pub const MAX_LINES: usize = 16;
+
+/// One budget line: a scope in a period, with its limit (from the server's config or
+/// the credential; never from the agent's request).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BudgetLine {
+    /// `agent:ID`, `project:NAME` or `credential:ID:KEY`.
+    pub scope: String,
+    /// `day:YYYY-MM-DD`, `month:YYYY-MM` (UTC) or `ever`.
+    pub period: String,
+    pub limit_micros: i64,
+}
+
+/// A model call about to be made.
+#[derive(Debug, Clone)]
+pub struct NewReservation {
+    pub agent: String,
+    pub project: String,
+    pub credential: String,
+    pub model: String,
+    /// The call's worst-case cost.
+    pub amount_micros: i64,
+    pub lines: Vec<BudgetLine>,
+}
+
+/// The line that refused a reservation, as it stood.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Exhausted {
+    pub scope: String,
+    pub period: String,
+    pub limit_micros: i64,
+    pub spent_micros: i64,
+    pub reserved_micros: i64,
+    /// What the refused call would have needed.
+    pub needed_micros: i64,
+}
+
+/// A budget line's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BudgetState {
+    pub scope: String,
+    pub period: String,
+    pub limit_micros: i64,
+    pub spent_micros: i64,
+    pub reserved_micros: i64,
+}
+
+impl NewReservation {
+    fn validate(&self) -> Result<(), StoreError> {
+        check_len("agent", &self.agent, 1, MAX_NAME)?;
+        check_len("project", &self.project, 1, MAX_NAME)?;
+        check_len("credential", &self.credential, 1, MAX_NAME)?;
+        check_len("model", &self.model, 1, MAX_NAME)?;
+        if self.amount_micros < 0 {
+            return Err(StoreError::Invalid {
+                field: "amount_micros",
+                reason: "negative".into(),
+            });
+        }
+        if self.lines.len() > MAX_LINES {
+            return Err(StoreError::Invalid {
+                field: "lines",
+                reason: format!("at most {MAX_LINES}"),
+            });
+        }
+        for line in &self.lines {
+            check_len("scope", &line.scope, 1, MAX_NAME)?;
+            check_len("period", &line.period, 1, 32)?;
+            if line.limit_micros < 0 {
+                return Err(StoreError::Invalid {
+                    field: "limit_micros",
+                    reason: "negative".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Reserves `r.amount_micros` on every line of `r`, or on none: `Ok(Err(line))`
+    /// names the first line that had no room. `Ok(Ok(id))` is the reservation to settle.
+    pub async fn reserve(
+        &self,
+        r: &NewReservation,
+    ) -> Result<Result<String, Exhausted>, StoreError> {
+        r.validate()?;
+        let mut lines = r.lines.clone();
+        lines.sort();
+        lines.dedup_by(|a, b| a.scope == b.scope && a.period == b.period);
+        let mut tx = self.pool.begin().await?;
+        for line in &lines {
+            if !raise(&mut tx, line, r.amount_micros).await? {
+                // The row may not exist yet: make it, then try once more.
+                sqlx::query(
+                    "INSERT INTO budgets (scope, period, limit_micros) VALUES ($1, $2, $3) \
+                     ON CONFLICT (scope, period) DO NOTHING",
+                )
+                .bind(&line.scope)
+                .bind(&line.period)
+                .bind(line.limit_micros)
+                .execute(&mut *tx)
+                .await?;
+                if !raise(&mut tx, line, r.amount_micros).await? {
+                    let state = budget_row(&mut tx, &line.scope, &line.period).await?;
+                    tx.rollback().await?;
+                    let state = state.unwrap_or(BudgetState {
+                        scope: line.scope.clone(),
+                        period: line.period.clone(),
+                        limit_micros: line.limit_micros,
+                        spent_micros: 0,
+                        reserved_micros: 0,
+                    });
+                    return Ok(Err(Exhausted {
+                        scope: state.scope,
+                        period: state.period,
+                        limit_micros: line.limit_micros,
+                        spent_micros: state.spent_micros,
+                        reserved_micros: state.reserved_micros,
+                        needed_micros: r.amount_micros,
+                    }));
+                }
+            }
+        }
+        let id = new_id();
+        let held: Vec<(&str, &str)> = lines
+            .iter()
+            .map(|l| (l.scope.as_str(), l.period.as_str()))
+            .collect();
+        sqlx::query(
+            "INSERT INTO reservations (id, agent, project, credential, model, amount_micros, lines, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&id)
+        .bind(&r.agent)
+        .bind(&r.project)
+        .bind(&r.credential)
+        .bind(&r.model)
+        .bind(r.amount_micros)
+        .bind(serde_json::to_string(&held).expect("plain data serializes"))
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(id))
+    }
+
+    /// Settles a reservation with the call's real cost: its lines release the amount
+    /// reserved and count the cost. Settling twice changes nothing (the first wins).
+    pub async fn settle(&self, id: &str, cost_micros: i64) -> Result<bool, StoreError> {
+        let cost = cost_micros.max(0);
+        let mut tx = self.pool.begin().await?;
+        let claimed = sqlx::query(
+            "UPDATE reservations SET settled_ms = $1, cost_micros = $2 \
+             WHERE id = $3 AND settled_ms IS NULL",
+        )
+        .bind(now_ms())
+        .bind(cost)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let row = sqlx::query("SELECT amount_micros, lines FROM reservations WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let amount: i64 = row.try_get("amount_micros")?;
+        let lines: Vec<(String, String)> =
+            serde_json::from_str(&row.try_get::<String, _>("lines")?).map_err(|e| {
+                StoreError::Invalid {
+                    field: "lines",
+                    reason: e.to_string(),
+                }
+            })?;
+        for (scope, period) in lines {
+            sqlx::query(
+                "UPDATE budgets SET reserved_micros = reserved_micros - $1, \
+                 spent_micros = spent_micros + $2 WHERE scope = $3 AND period = $4",
+            )
+            .bind(amount)
+            .bind(cost)
+            .bind(&scope)
+            .bind(&period)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Settles, at their full reserved amount, reservations still open after
+    /// `older_than_ms` (a call whose outcome was lost to a crash is assumed to have
+    /// spent its worst case). Returns how many.
+    pub async fn settle_abandoned(&self, older_than_ms: i64) -> Result<u64, StoreError> {
+        let cutoff = now_ms() - older_than_ms;
+        let rows = sqlx::query(
+            "SELECT id, amount_micros FROM reservations \
+             WHERE settled_ms IS NULL AND created_ms < $1 ORDER BY created_ms LIMIT 1000",
+        )
+        .bind(cutoff)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut settled = 0;
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            if self.settle(&id, row.try_get("amount_micros")?).await? {
+                settled += 1;
+            }
+        }
+        Ok(settled)
+    }
+
+    /// One budget line's state, if anything was ever reserved on it.
+    pub async fn budget(
+        &self,
+        scope: &str,
+        period: &str,
+    ) -> Result<Option<BudgetState>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        budget_row(&mut conn, scope, period).await
+    }
+
+    /// Revokes an agent credential (and every narrowing of it) at once.
+    pub async fn revoke_credential(&self, id: &str, by: &str) -> Result<(), StoreError> {
+        check_len("credential", id, 1, MAX_NAME)?;
+        check_len("revoked_by", by, 1, MAX_NAME)?;
+        sqlx::query(
+            "INSERT INTO credential_revocations (id, revoked_by, revoked_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(by)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether a credential was revoked.
+    pub async fn credential_revoked(&self, id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 AS one FROM credential_revocations WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+}
+
+/// Raises a line's reservation by `amount` if it stays within the limit (which follows
+/// the line's current limit). True when it did.
+async fn raise(
+    conn: &mut sqlx::AnyConnection,
+    line: &BudgetLine,
+    amount: i64,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE budgets SET reserved_micros = reserved_micros + $1, limit_micros = $2 \
+         WHERE scope = $3 AND period = $4 AND spent_micros + reserved_micros + $5 <= $6",
+    )
+    .bind(amount)
+    .bind(line.limit_micros)
+    .bind(&line.scope)
+    .bind(&line.period)
+    .bind(amount)
+    .bind(line.limit_micros)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(done == 1)
+}
+
+async fn budget_row(
+    conn: &mut sqlx::AnyConnection,
+    scope: &str,
+    period: &str,
+) -> Result<Option<BudgetState>, StoreError> {
+    let row = sqlx::query(
+        "SELECT scope, period, limit_micros, spent_micros, reserved_micros FROM budgets \
+         WHERE scope = $1 AND period = $2",
+    )
+    .bind(scope)
+    .bind(period)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| {
+        Ok(BudgetState {
+            scope: row.try_get("scope")?,
+            period: row.try_get("period")?,
+            limit_micros: row.try_get("limit_micros")?,
+            spent_micros: row.try_get("spent_micros")?,
+            reserved_micros: row.try_get("reserved_micros")?,
+        })
+    })
+    .transpose()
+}
