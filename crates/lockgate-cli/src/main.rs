@@ -11,6 +11,7 @@ mod replay_cmd;
 mod serve_cmd;
 mod server_client;
 mod sources;
+mod token_cmd;
 mod verify_cmd;
 
 use anyhow::{Context, Result};
@@ -159,6 +160,17 @@ enum Command {
     ///   lockgate serve token create --subject ada --role person --config lockgate-server.toml
     #[command(verbatim_doc_comment)]
     Serve(serve_cmd::ServeArgs),
+    /// Agent credentials for the LLM gateway: short-lived, scoped (agent, project,
+    /// models, task classes, spending cap), narrowed offline, revoked at once.
+    ///
+    /// Examples:
+    ///   head -c 32 /dev/urandom > gateway.key
+    ///   lockgate token issue --key-file gateway.key --agent claude-code --project acme/api --ttl 2h > cred
+    ///   lockgate token attenuate --model 'claude-*' --max-spend 2 < cred > agent-cred
+    ///   lockgate token inspect --key-file gateway.key < agent-cred
+    ///   lockgate token revoke 3f2a… --by ada --database-url postgres://…
+    #[command(subcommand, verbatim_doc_comment)]
+    Token(token_cmd::TokenCommand),
     /// Print a built-in default rule file (agents, classify, models, terraform) as TOML.
     Defaults {
         #[arg(value_enum)]
@@ -318,6 +330,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Evidence(args) => run_evidence(args),
         Command::Replay(args) => replay_cmd::run(args),
         Command::Serve(args) => serve_cmd::run(args),
+        Command::Token(command) => token_cmd::run(command),
         Command::Demo { keep, verbose } => demo::run(keep, verbose),
         Command::Schema { which } => {
             print!(

@@ -162,6 +162,11 @@ pub fn local_policies(dir: &Path) -> Result<Vec<(String, String)>> {
 
 /// Reads a local text file, bounded.
 pub fn read_local(path: &Path, max: u64) -> Result<String> {
+    utf8(read_local_bytes(path, max)?, &path.display().to_string())
+}
+
+/// Reads a local file, bounded.
+pub fn read_local_bytes(path: &Path, max: u64) -> Result<Vec<u8>> {
     let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
     if meta.len() > max {
         bail!(
@@ -170,8 +175,7 @@ pub fn read_local(path: &Path, max: u64) -> Result<String> {
             meta.len()
         );
     }
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    utf8(bytes, &path.display().to_string())
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
 fn utf8(bytes: Vec<u8>, name: &str) -> Result<String> {

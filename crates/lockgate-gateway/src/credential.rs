@@ -199,6 +199,11 @@ impl Credential {
         if !bool::from(sig.as_slice().ct_eq(claimed.as_slice())) {
             return Err(CredentialError::BadSignature);
         }
+        self.scope(spend_caps, now_ms)
+    }
+
+    /// The caveats applied, given the spending caps with their ledger keys.
+    fn scope(&self, spend_caps: Vec<SpendCap>, now_ms: i64) -> Result<Scope, CredentialError> {
         let mut scope = Scope {
             id: self.id.clone(),
             agent: self.agent.clone(),
@@ -242,6 +247,25 @@ impl Credential {
         }
         self.caveats.iter().try_for_each(check_caveat)
     }
+}
+
+/// What a credential claims to allow, without checking its signature (spending caps
+/// carry no ledger key): for showing and narrowing a credential offline. Never
+/// authorize with it — that is [`Credential::verify`]'s job.
+pub fn unverified_scope(c: &Credential, now_ms: i64) -> Result<Scope, CredentialError> {
+    c.check_shape()?;
+    let caps = c
+        .caveats
+        .iter()
+        .filter_map(|v| match v {
+            Caveat::MaxSpend { micros } => Some(SpendCap {
+                key: String::new(),
+                micros: *micros,
+            }),
+            _ => None,
+        })
+        .collect();
+    c.scope(caps, now_ms)
 }
 
 impl Scope {

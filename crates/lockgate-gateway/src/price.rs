@@ -145,6 +145,46 @@ impl PriceTable {
     }
 }
 
+/// Parses an amount of US dollars (`5`, `0.25`, `$12.50`; at most six decimals) into
+/// micro-dollars, without floating point.
+pub fn parse_usd(text: &str) -> Result<Micros, String> {
+    let t = text.trim();
+    let t = t.strip_prefix('$').unwrap_or(t);
+    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() && frac.is_empty() || !digits(whole) || !digits(frac) || frac.len() > 6 {
+        return Err(format!(
+            "{text:?} is not an amount of dollars (write e.g. 5 or 0.25)"
+        ));
+    }
+    let whole: Micros = if whole.is_empty() {
+        0
+    } else {
+        whole
+            .parse()
+            .map_err(|_| format!("{text:?} is too large"))?
+    };
+    let frac: Micros = format!("{frac:0<6}").parse().expect("six digits");
+    whole
+        .checked_mul(1_000_000)
+        .and_then(|w| w.checked_add(frac))
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// Formats micro-dollars as dollars (`$1.234567`, trailing zeros trimmed to cents).
+pub fn format_usd(micros: Micros) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let m = micros.unsigned_abs();
+    let frac = format!("{:06}", m % 1_000_000);
+    let frac = frac.trim_end_matches('0');
+    let frac = if frac.len() < 2 {
+        &format!("{frac:0<2}")[..]
+    } else {
+        frac
+    };
+    format!("{sign}${}.{frac}", m / 1_000_000)
+}
+
 /// `tokens` at `per_mtok` micro-dollars per million, rounded up.
 fn charge(tokens: u64, per_mtok: Micros) -> Micros {
     let total = u128::from(tokens) * per_mtok.max(0) as u128;
@@ -215,6 +255,29 @@ mod tests {
         // No output limit in the request: the model's ceiling is reserved.
         let open = t.worst_case("claude-3-5-haiku", 0, None).unwrap();
         assert_eq!(open, charge(8_192, 4_000_000));
+    }
+
+    #[test]
+    fn dollars_parse_exactly() {
+        assert_eq!(parse_usd("5"), Ok(5_000_000));
+        assert_eq!(parse_usd("$0.25"), Ok(250_000));
+        assert_eq!(parse_usd(".5"), Ok(500_000));
+        assert_eq!(parse_usd("12.000001"), Ok(12_000_001));
+        for bad in [
+            "",
+            ".",
+            "-1",
+            "1.2345678",
+            "1e3",
+            "abc",
+            "99999999999999999",
+        ] {
+            assert!(parse_usd(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(format_usd(5_000_000), "$5.00");
+        assert_eq!(format_usd(250_000), "$0.25");
+        assert_eq!(format_usd(12_000_001), "$12.000001");
+        assert_eq!(format_usd(-1_500_000), "-$1.50");
     }
 
     #[test]
