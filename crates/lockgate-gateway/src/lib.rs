@@ -5,5 +5,6 @@
 //!
 //! Pure logic, no IO: the server crate wires it to HTTP and the database.
 
+pub mod api;
 pub mod credential;
 pub mod price;
