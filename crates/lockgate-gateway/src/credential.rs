@@ -284,11 +284,11 @@ impl Scope {
     }
 }
 
-/// `pattern` is a model name, or a prefix ending in `*`.
-fn name_matches(pattern: &str, model: &str) -> bool {
+/// Whether `name` matches `pattern`: an exact name, or a prefix ending in `*`.
+pub fn name_matches(pattern: &str, name: &str) -> bool {
     match pattern.strip_suffix('*') {
-        Some(prefix) => model.starts_with(prefix),
-        None => pattern == model,
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
     }
 }
 

@@ -37,6 +37,12 @@ pub struct ServerConfig {
     /// People who may approve, with the identities CODEOWNERS and commits show.
     #[serde(default, rename = "person")]
     pub people: Vec<Person>,
+    /// The LLM gateway for agents (docs/gateway.md).
+    #[serde(default)]
+    pub gateway: crate::gateway::config::GatewayConfig,
+    /// `gateway` with its keys, loaded at start.
+    #[serde(skip)]
+    pub gateway_loaded: Option<std::sync::Arc<crate::gateway::config::Loaded>>,
 }
 
 fn default_listen() -> String {
@@ -61,6 +67,8 @@ impl Default for ServerConfig {
             slack: SlackConfig::default(),
             github: GithubConfig::default(),
             people: Vec::new(),
+            gateway: Default::default(),
+            gateway_loaded: None,
         }
     }
 }
@@ -416,7 +424,9 @@ impl ServerConfig {
     pub fn load_integrations(&mut self) -> Result<(), ConfigError> {
         self.escalation.validate()?;
         self.slack.validate()?;
-        self.github.validate()
+        self.github.validate()?;
+        self.gateway_loaded = self.gateway.load()?.map(std::sync::Arc::new);
+        Ok(())
     }
 
     /// A person by id.

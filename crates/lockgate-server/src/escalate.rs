@@ -10,6 +10,7 @@
 
 use crate::AppState;
 use crate::config::EscalationConfig;
+use crate::now_ms;
 use hmac::{Hmac, Mac};
 use lockgate_core::decision::{Decision, parse_wait};
 use lockgate_store::{EscalationRecord, HoldScope, NewHold};
@@ -129,13 +130,6 @@ pub async fn tick(state: &AppState) -> Result<(), lockgate_store::StoreError> {
         }
     }
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// The notice's JSON: `text` for chat webhooks (Slack's incoming webhooks show it), and

@@ -35,6 +35,8 @@ pub struct Metrics {
     pub escalation_notice_failures: AtomicU64,
     pub chat_failures: AtomicU64,
     pub forge_failures: AtomicU64,
+    pub gateway_refusals: AtomicU64,
+    pub gateway_spend_micros: AtomicU64,
 }
 
 impl Metrics {
@@ -71,6 +73,16 @@ impl Metrics {
             "lockgate_auth_failures_total",
             "Failed authentications.",
             get(&self.auth_failures),
+        );
+        counter(
+            "lockgate_gateway_refusals_total",
+            "Model calls the gateway refused (credential, scope, budget, price).",
+            get(&self.gateway_refusals),
+        );
+        counter(
+            "lockgate_gateway_spend_micros_total",
+            "Money settled for model calls by this replica, micro-dollars.",
+            get(&self.gateway_spend_micros),
         );
         counter(
             "lockgate_approvals_logged_total",

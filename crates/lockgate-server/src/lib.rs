@@ -18,6 +18,7 @@
 
 pub mod config;
 pub mod escalate;
+pub mod gateway;
 pub mod github;
 mod guard;
 mod outbound;
@@ -60,18 +61,29 @@ pub struct AppState {
     pub log_wakeup: tokio::sync::Notify,
     /// Serializes updates to the forge (see `github::sync_change`).
     pub forge_sync: tokio::sync::Mutex<()>,
+    /// The LLM gateway, when `[gateway]` is configured.
+    pub gateway: Option<gateway::Gateway>,
+}
+
+/// Milliseconds since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 impl AppState {
     pub fn new(store: Store, config: ServerConfig, registry: Registry) -> AppState {
         AppState {
             store,
-            config,
             registry,
             metrics: Metrics::default(),
             auth_failures: AuthFailures::default(),
             log_wakeup: tokio::sync::Notify::new(),
             forge_sync: tokio::sync::Mutex::new(()),
+            gateway: config.gateway_loaded.clone().map(gateway::Gateway::new),
+            config,
         }
     }
 }
@@ -97,6 +109,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/slack/interactions", post(slack::interactions))
         .route("/api/v1/github/webhook", post(github::webhook))
+        .route("/v1/chat/completions", post(gateway::chat_completions))
+        .route("/v1/responses", post(gateway::responses))
+        .route("/v1/messages", post(gateway::messages))
         .merge(web::routes())
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(

@@ -63,6 +63,11 @@ pub fn token(repo: &TestRepo, config: &Path, db: &str, subject: &str, role: &str
 
 /// Starts `lockgate serve` on a free port.
 pub fn start(repo: &TestRepo, config: &Path, db: &str) -> Background {
+    start_env(repo, config, db, &[])
+}
+
+/// Starts `lockgate serve` on a free port with extra environment.
+pub fn start_env(repo: &TestRepo, config: &Path, db: &str, env: &[(&str, &str)]) -> Background {
     let server = spawn(
         env!("CARGO_BIN_EXE_lockgate"),
         repo.path(),
@@ -75,7 +80,7 @@ pub fn start(repo: &TestRepo, config: &Path, db: &str) -> Background {
             "--listen",
             "127.0.0.1:0",
         ],
-        &[],
+        env,
     );
     assert!(
         server.first_line.starts_with("listening on http://"),

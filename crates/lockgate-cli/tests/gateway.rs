@@ -1,0 +1,370 @@
+//! The LLM gateway end to end: an agent with a Lockgate credential calls OpenAI Chat
+//! Completions and Anthropic Messages (streaming and not) through `lockgate serve`,
+//! which calls a local fake upstream with the provider key, passes the answers through
+//! unchanged and charges the budget what the answers' usage costs; refusals (no or
+//! forged credential, model out of scope, revoked, budget exhausted) come in each API's
+//! error shape. On SQLite and on PostgreSQL.
+
+mod common;
+
+use common::fake_http::{FakeHttp, Received};
+use common::lockgate;
+use common::server::{http, on_postgres, start_env};
+use lockgate_testkit::TestRepo;
+use serde_json::{Value, json};
+
+const CHAT_ANSWER: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"cheap-1","choices":[{"index":0,"message":{"role":"assistant","content":"4"},"finish_reason":"stop"}],"usage":{"prompt_tokens":100,"completion_tokens":50,"total_tokens":150}}"#;
+
+const MESSAGES_STREAM: &str = "event: message_start\n\
+data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-test\",\"usage\":{\"input_tokens\":40,\"output_tokens\":1}}}\n\n\
+event: content_block_delta\n\
+data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n\
+event: message_delta\n\
+data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":30}}\n\n\
+event: message_stop\n\
+data: {\"type\":\"message_stop\"}\n\n";
+
+/// The fake provider: OpenAI and Anthropic at once; `fail-1` answers 500.
+fn upstream() -> FakeHttp {
+    FakeHttp::new(|r: &Received| {
+        let body = r.json();
+        match (r.path.as_str(), body["model"].as_str()) {
+            (_, Some("fail-1")) => (
+                500,
+                "application/json",
+                r#"{"error":{"message":"overloaded"}}"#.into(),
+            ),
+            ("/v1/chat/completions", _) => (200, "application/json", CHAT_ANSWER.into()),
+            ("/v1/messages", _) => (200, "text/event-stream", MESSAGES_STREAM.into()),
+            _ => (404, "text/plain", "no such path".into()),
+        }
+    })
+}
+
+/// POSTs raw JSON with extra headers; status, content type and body text.
+fn call(url: &str, headers: &[(&str, &str)], body: &Value) -> (u16, String, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut request = agent.post(url).header("Content-Type", "application/json");
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let mut response = request
+        .send(serde_json::to_vec(body).unwrap().as_slice())
+        .unwrap();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (
+        response.status().as_u16(),
+        content_type,
+        response.body_mut().read_to_string().unwrap(),
+    )
+}
+
+fn issue(r: &TestRepo, extra: &[&str]) -> String {
+    let mut args = vec![
+        "token",
+        "issue",
+        "--key-file",
+        ".git/gateway.key",
+        "--agent",
+        "claude-code",
+        "--project",
+        "acme/api",
+        "--ttl",
+        "1h",
+    ];
+    args.extend_from_slice(extra);
+    let run = lockgate(r, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.stdout.trim().to_string()
+}
+
+/// The agent's day budget line as the ledger holds it: (spent, reserved).
+fn agent_day(db: &str) -> (i64, i64) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = lockgate_store::Store::open(db).await.unwrap();
+        let day = chrono_day();
+        let line = store
+            .budget("agent:claude-code", &format!("day:{day}"))
+            .await
+            .unwrap()
+            .expect("the agent's day line exists");
+        store.close().await;
+        (line.spent_micros, line.reserved_micros)
+    })
+}
+
+/// Today's UTC date, from `date -u` (the server computes it on its own).
+fn chrono_day() -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Waits for the agent's day line to settle (streams settle after their last byte).
+fn settled(db: &str, spent: i64) {
+    for _ in 0..100 {
+        if agent_day(db) == (spent, 0) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(agent_day(db), (spent, 0));
+}
+
+fn gateway(db: &str) {
+    let r = TestRepo::new();
+    let provider = upstream();
+    std::fs::write(r.path().join(".git/gateway.key"), [42u8; 32]).unwrap();
+    std::fs::write(r.path().join(".git/other.key"), [43u8; 32]).unwrap();
+    std::fs::write(r.path().join(".git/openai.key"), "sk-test-openai\n").unwrap();
+    let config = r.path().join(".git/server.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[log]
+dir = ".git/lockgate-log"
+
+[gateway]
+key_file = ".git/gateway.key"
+
+[gateway.budget]
+agent_daily = "0.001"
+
+[[gateway.upstream]]
+name = "openai-compatible"
+api = "openai"
+base_url = "{url}"
+key_file = ".git/openai.key"
+models = ["cheap-*", "fail-*"]
+
+[[gateway.upstream]]
+name = "anthropic"
+api = "anthropic"
+base_url = "{url}"
+key_env = "TEST_ANTHROPIC_KEY"
+models = ["claude-*"]
+
+[[gateway.price]]
+model = "cheap-1"
+input_per_mtok = 1000000
+output_per_mtok = 2000000
+max_output_tokens = 1000
+
+[[gateway.price]]
+model = "claude-test"
+input_per_mtok = 1000000
+output_per_mtok = 2000000
+max_output_tokens = 1000
+
+[[gateway.price]]
+model = "fail-1"
+input_per_mtok = 1000000
+output_per_mtok = 2000000
+max_output_tokens = 100
+"#,
+            url = provider.url
+        ),
+    )
+    .unwrap();
+    let server = start_env(&r, &config, db, &[("TEST_ANTHROPIC_KEY", "sk-ant-test")]);
+    let base = server.url().to_string();
+    let credential = issue(
+        &r,
+        &[
+            "--model", "cheap-*", "--model", "claude-*", "--model", "fail-1",
+        ],
+    );
+    let bearer = format!("Bearer {credential}");
+
+    // Chat Completions, not streaming: the answer passes through unchanged; the
+    // upstream sees the provider key, never the agent's credential; the body as sent.
+    let request = json!({"model": "cheap-1", "max_tokens": 100, "messages": [{"role": "user", "content": "2+2?"}]});
+    let (status, ct, body) = call(
+        &format!("{base}/v1/chat/completions"),
+        &[("Authorization", &bearer)],
+        &request,
+    );
+    assert_eq!((status, ct.as_str()), (200, "application/json"), "{body}");
+    assert_eq!(body, CHAT_ANSWER);
+    let seen = provider.received();
+    assert_eq!(seen[0].path, "/v1/chat/completions");
+    assert_eq!(
+        seen[0].header("authorization"),
+        Some("Bearer sk-test-openai")
+    );
+    assert_eq!(seen[0].json(), request);
+    // 100 input tokens at 1 µ$ + 50 output at 2 µ$.
+    settled(db, 200);
+
+    // Anthropic Messages, streaming, credential as x-api-key: the stream passes through
+    // byte for byte; the upstream gets the Anthropic key and version.
+    let request = json!({"model": "claude-test", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let (status, ct, body) = call(
+        &format!("{base}/v1/messages"),
+        &[
+            ("x-api-key", &credential),
+            ("anthropic-version", "2023-06-01"),
+        ],
+        &request,
+    );
+    assert_eq!((status, ct.as_str()), (200, "text/event-stream"), "{body}");
+    assert_eq!(body, MESSAGES_STREAM);
+    let seen = provider.received();
+    assert_eq!(seen[1].header("x-api-key"), Some("sk-ant-test"));
+    assert_eq!(seen[1].header("anthropic-version"), Some("2023-06-01"));
+    assert!(seen[1].header("authorization").is_none());
+    // 40 input + 30 output × 2.
+    settled(db, 200 + 100);
+
+    // An upstream failure passes through and costs nothing.
+    let (status, _, body) = call(
+        &format!("{base}/v1/chat/completions"),
+        &[("Authorization", &bearer)],
+        &json!({"model": "fail-1", "max_tokens": 10, "messages": []}),
+    );
+    assert_eq!(status, 500, "{body}");
+    settled(db, 300);
+
+    // Refusals, in each API's shape, before any upstream call.
+    let calls_before = provider.received().len();
+    let chat = format!("{base}/v1/chat/completions");
+    let messages = format!("{base}/v1/messages");
+    let small = json!({"model": "cheap-1", "max_tokens": 10, "messages": []});
+    let (status, _, body) = call(&chat, &[], &small);
+    assert_eq!(status, 401);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"]["type"],
+        "invalid_api_key"
+    );
+
+    let forged = {
+        let run = lockgate(
+            &r,
+            &[
+                "token",
+                "issue",
+                "--key-file",
+                ".git/other.key",
+                "--agent",
+                "claude-code",
+                "--project",
+                "acme/api",
+            ],
+        );
+        run.stdout.trim().to_string()
+    };
+    let (status, _, body) = call(
+        &messages,
+        &[("x-api-key", &forged)],
+        &json!({"model": "claude-test", "max_tokens": 5, "messages": []}),
+    );
+    assert_eq!(status, 401);
+    let err: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (err["type"].as_str(), err["error"]["type"].as_str()),
+        (Some("error"), Some("authentication_error"))
+    );
+
+    let (status, _, body) = call(
+        &chat,
+        &[("Authorization", &bearer)],
+        &json!({"model": "gpt-4o", "messages": []}),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("does not allow model"), "{body}");
+
+    // The day's budget is 1,000 µ$ with 300 spent: a call that may cost up to
+    // 2,000 µ$ (1,000 output tokens × 2) is refused up front, naming the budget.
+    let (status, _, body) = call(
+        &chat,
+        &[("Authorization", &bearer)],
+        &json!({"model": "cheap-1", "max_tokens": 1000, "messages": []}),
+    );
+    assert_eq!(status, 429, "{body}");
+    let message = serde_json::from_str::<Value>(&body).unwrap()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("agent:claude-code") && message.contains("resets"),
+        "{message}"
+    );
+    assert!(!message.contains(&credential));
+    settled(db, 300);
+
+    // Revoked: refused at once.
+    std::fs::write(r.path().join(".git/cred"), &credential).unwrap();
+    let run = lockgate(
+        &r,
+        &[
+            "token",
+            "inspect",
+            "--format",
+            "json",
+            "--credential-file",
+            ".git/cred",
+        ],
+    );
+    let scope: Value = serde_json::from_str(&run.stdout).unwrap();
+    let run = lockgate(
+        &r,
+        &[
+            "token",
+            "revoke",
+            scope["id"].as_str().unwrap(),
+            "--by",
+            "ada",
+            "--database-url",
+            db,
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (status, _, body) = call(&chat, &[("Authorization", &bearer)], &small);
+    assert_eq!(status, 401);
+    assert!(body.contains("revoked"), "{body}");
+    assert_eq!(
+        provider.received().len(),
+        calls_before,
+        "no refused call reached the upstream"
+    );
+
+    // Spend shows in /metrics.
+    let (status, metrics) = http("GET", &format!("{base}/metrics"), None, None);
+    assert_eq!(status, 200);
+    let metrics = metrics.as_str().unwrap().to_string();
+    assert!(
+        metrics.contains("lockgate_gateway_spend_micros_total 300"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lockgate_gateway_refusals_total 5"),
+        "{metrics}"
+    );
+    drop(server);
+}
+
+#[test]
+fn gateway_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    gateway(&format!(
+        "sqlite://{}",
+        dir.path().join("ledger.db").display()
+    ));
+}
+
+#[test]
+fn gateway_on_postgres() {
+    on_postgres("gateway on PostgreSQL", gateway);
+}

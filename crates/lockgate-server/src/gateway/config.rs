@@ -1,0 +1,232 @@
+//! `[gateway]` in the server config: the credential key, the upstreams with their
+//! provider keys, the default budgets and price overrides. Secrets load at start
+//! ([`GatewayConfig::load`]) from files or variables and are never logged.
+
+use crate::config::ConfigError;
+use lockgate_gateway::price::{Micros, ModelPrice, PriceTable, parse_usd};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// `[gateway]`. Without `key_file`/`key_env` the gateway is off (its routes answer 404).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The key credentials are signed with (`lockgate token issue --key-file`): a file
+    /// of at least 32 random bytes, or a variable holding them as hex.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key_env: Option<String>,
+    #[serde(default)]
+    pub budget: BudgetConfig,
+    #[serde(default, rename = "upstream")]
+    pub upstreams: Vec<UpstreamConfig>,
+    #[serde(default, rename = "price")]
+    pub prices: Vec<ModelPrice>,
+}
+
+/// Default budgets per agent and per project, in US dollars (`"20"`, `"0.50"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    #[serde(default = "default_agent_daily")]
+    pub agent_daily: String,
+    #[serde(default = "default_agent_monthly")]
+    pub agent_monthly: String,
+    #[serde(default = "default_project_daily")]
+    pub project_daily: String,
+    #[serde(default = "default_project_monthly")]
+    pub project_monthly: String,
+}
+
+fn default_agent_daily() -> String {
+    "20".into()
+}
+fn default_agent_monthly() -> String {
+    "200".into()
+}
+fn default_project_daily() -> String {
+    "100".into()
+}
+fn default_project_monthly() -> String {
+    "1000".into()
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        BudgetConfig {
+            agent_daily: default_agent_daily(),
+            agent_monthly: default_agent_monthly(),
+            project_daily: default_project_daily(),
+            project_monthly: default_project_monthly(),
+        }
+    }
+}
+
+/// Which family of APIs an upstream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamKind {
+    /// Chat Completions and Responses (OpenAI, and any compatible server: vLLM,
+    /// llama.cpp, Ollama).
+    Openai,
+    /// Messages.
+    Anthropic,
+}
+
+/// `[[gateway.upstream]]`: where calls for some models go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub name: String,
+    pub api: UpstreamKind,
+    /// `https://api.openai.com`, `https://api.anthropic.com`, `http://127.0.0.1:8080`.
+    pub base_url: String,
+    /// The provider key: a file or a variable (a local server may need none).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key_env: Option<String>,
+    /// Models served here (exact names or `prefix*`); the first upstream that matches
+    /// takes the call.
+    pub models: Vec<String>,
+}
+
+/// The gateway as loaded at start.
+pub struct Loaded {
+    pub key: Vec<u8>,
+    pub prices: PriceTable,
+    pub budgets: Budgets,
+    pub upstreams: Vec<Upstream>,
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("key", &"<redacted>")
+            .field("budgets", &self.budgets)
+            .field("upstreams", &self.upstreams)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Default limits, micro-dollars.
+#[derive(Debug, Clone, Copy)]
+pub struct Budgets {
+    pub agent_daily: Micros,
+    pub agent_monthly: Micros,
+    pub project_daily: Micros,
+    pub project_monthly: Micros,
+}
+
+/// An upstream with its key loaded.
+pub struct Upstream {
+    pub name: String,
+    pub kind: UpstreamKind,
+    pub base_url: String,
+    pub key: Option<String>,
+    pub models: Vec<String>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("models", &self.models)
+            .finish()
+    }
+}
+
+impl GatewayConfig {
+    /// Loads keys and checks the settings; `Ok(None)` when the gateway is not configured.
+    pub fn load(&self) -> Result<Option<Loaded>, ConfigError> {
+        let err = |m: String| ConfigError(format!("[gateway] {m}"));
+        let key = match (&self.key_file, &self.key_env) {
+            (None, None) => {
+                if !self.upstreams.is_empty() {
+                    return Err(err("upstreams are set but no key_file or key_env".into()));
+                }
+                return Ok(None);
+            }
+            (Some(_), Some(_)) => return Err(err("set key_file or key_env, not both".into())),
+            (Some(path), None) => {
+                std::fs::read(path).map_err(|e| err(format!("key_file {}: {e}", path.display())))?
+            }
+            (None, Some(var)) => {
+                let text = std::env::var(var).map_err(|_| err(format!("${var} is not set")))?;
+                hex::decode(text.trim()).map_err(|_| err(format!("${var} is not hex")))?
+            }
+        };
+        if key.len() < 32 {
+            return Err(err(format!(
+                "the key holds {} bytes; use at least 32 random bytes",
+                key.len()
+            )));
+        }
+        let usd =
+            |field: &str, v: &str| parse_usd(v).map_err(|e| err(format!("budget.{field}: {e}")));
+        let budgets = Budgets {
+            agent_daily: usd("agent_daily", &self.budget.agent_daily)?,
+            agent_monthly: usd("agent_monthly", &self.budget.agent_monthly)?,
+            project_daily: usd("project_daily", &self.budget.project_daily)?,
+            project_monthly: usd("project_monthly", &self.budget.project_monthly)?,
+        };
+        let prices = PriceTable::with_overrides(&self.prices).map_err(err)?;
+        let mut upstreams = Vec::new();
+        for u in &self.upstreams {
+            if !(u.base_url.starts_with("https://") || u.base_url.starts_with("http://")) {
+                return Err(err(format!(
+                    "upstream {}: base_url must be http(s)://",
+                    u.name
+                )));
+            }
+            if u.models.is_empty() {
+                return Err(err(format!(
+                    "upstream {}: list the models it serves",
+                    u.name
+                )));
+            }
+            let key = match (&u.key_file, &u.key_env) {
+                (Some(_), Some(_)) => {
+                    return Err(err(format!(
+                        "upstream {}: key_file or key_env, not both",
+                        u.name
+                    )));
+                }
+                (Some(path), None) => Some(
+                    std::fs::read_to_string(path)
+                        .map_err(|e| {
+                            err(format!(
+                                "upstream {} key_file {}: {e}",
+                                u.name,
+                                path.display()
+                            ))
+                        })?
+                        .trim()
+                        .to_string(),
+                ),
+                (None, Some(var)) => Some(
+                    std::env::var(var)
+                        .map_err(|_| err(format!("upstream {}: ${var} is not set", u.name)))?,
+                ),
+                (None, None) => None,
+            };
+            upstreams.push(Upstream {
+                name: u.name.clone(),
+                kind: u.api,
+                base_url: u.base_url.trim_end_matches('/').to_string(),
+                key,
+                models: u.models.clone(),
+            });
+        }
+        Ok(Some(Loaded {
+            key,
+            prices,
+            budgets,
+            upstreams,
+        }))
+    }
+}

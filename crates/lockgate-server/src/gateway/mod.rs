@@ -1,0 +1,484 @@
+//! The LLM gateway's HTTP side: `POST /v1/chat/completions`, `/v1/responses` and
+//! `/v1/messages` for agents holding a Lockgate credential. Each call: verify the
+//! credential (and that it is not revoked), check model and task class against its
+//! scope, reserve the worst-case cost on every budget line, call the upstream with the
+//! provider key, pass the answer through (streams chunk by chunk), settle with the
+//! usage the answer reports — or with the whole reservation when it reports none.
+//!
+//! Refusals come in the shape of the API called (OpenAI `{"error":{…}}`, Anthropic
+//! `{"type":"error","error":{…}}`), so agents' SDKs surface them as they are.
+
+pub mod config;
+
+use crate::AppState;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use config::{Loaded, UpstreamKind};
+use futures_util::StreamExt;
+use lockgate_gateway::api::{Api, RequestFacts, StreamUsage, usage_from_response};
+use lockgate_gateway::credential::{Credential, Scope, name_matches};
+use lockgate_gateway::price::{Micros, format_usd};
+use lockgate_store::{BudgetLine, NewReservation};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The largest non-streaming answer read from an upstream.
+const MAX_ANSWER: usize = 32 << 20;
+/// The header naming the task class of a call.
+pub const TASK_CLASS_HEADER: &str = "x-lockgate-task-class";
+
+/// The gateway as the server runs it.
+pub struct Gateway {
+    pub loaded: Arc<Loaded>,
+    client: reqwest::Client,
+}
+
+impl Gateway {
+    pub fn new(loaded: Arc<Loaded>) -> Gateway {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client with default TLS roots");
+        Gateway { loaded, client }
+    }
+}
+
+pub async fn chat_completions(
+    state: State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    proxy(state, Api::ChatCompletions, headers, body).await
+}
+
+pub async fn responses(state: State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    proxy(state, Api::Responses, headers, body).await
+}
+
+pub async fn messages(state: State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    proxy(state, Api::Messages, headers, body).await
+}
+
+/// A refusal, in the shape of the API that was called.
+struct Refusal {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            kind,
+            message: message.into(),
+        }
+    }
+
+    fn into_response(self, api: Api) -> Response {
+        let body = match api {
+            Api::Messages => serde_json::json!({
+                "type": "error",
+                "error": {"type": anthropic_type(self.status), "message": self.message},
+            }),
+            _ => serde_json::json!({
+                "error": {"message": self.message, "type": self.kind, "code": self.kind, "param": null},
+            }),
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+fn anthropic_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        _ => "api_error",
+    }
+}
+
+async fn proxy(
+    State(state): State<Arc<AppState>>,
+    api: Api,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match admit_and_call(&state, api, &headers, body).await {
+        Ok(response) => response,
+        Err(refusal) => {
+            state
+                .metrics
+                .gateway_refusals
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            refusal.into_response(api)
+        }
+    }
+}
+
+async fn admit_and_call(
+    state: &Arc<AppState>,
+    api: Api,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, Refusal> {
+    let Some(gateway) = &state.gateway else {
+        return Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the LLM gateway is not configured on this server",
+        ));
+    };
+    let g = &gateway.loaded;
+    let scope = authenticate(state, g, headers).await?;
+    let facts = RequestFacts::parse(api, &body).map_err(|e| {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            e.to_string(),
+        )
+    })?;
+    if !scope.allows_model(&facts.model) {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "model_not_allowed",
+            format!("this credential does not allow model {:?}", facts.model),
+        ));
+    }
+    let class = headers.get(TASK_CLASS_HEADER).and_then(|v| v.to_str().ok());
+    if scope.task_classes.is_some() && !class.is_some_and(|c| scope.allows_task_class(c)) {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "task_class_not_allowed",
+            format!(
+                "this credential allows task classes {:?}; send one in the {TASK_CLASS_HEADER} header",
+                scope.task_classes.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
+    let family = match api {
+        Api::Messages => UpstreamKind::Anthropic,
+        _ => UpstreamKind::Openai,
+    };
+    let upstream = g
+        .upstreams
+        .iter()
+        .find(|u| u.kind == family && u.models.iter().any(|p| name_matches(p, &facts.model)))
+        .ok_or_else(|| {
+            Refusal::new(
+                StatusCode::NOT_FOUND,
+                "model_not_found",
+                format!("no upstream serves model {:?} on this API", facts.model),
+            )
+        })?;
+    let worst = g
+        .prices
+        .worst_case(&facts.model, body.len() as u64, facts.max_output_tokens)
+        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, "model_not_priced", e.to_string()))?;
+    let reservation = reserve(state, g, &scope, &facts.model, worst).await?;
+
+    let mut request = gateway
+        .client
+        .post(format!("{}{}", upstream.base_url, api.path()))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body);
+    request = match (upstream.kind, &upstream.key) {
+        (UpstreamKind::Openai, Some(key)) => request.bearer_auth(key),
+        (UpstreamKind::Anthropic, Some(key)) => request.header("x-api-key", key),
+        (_, None) => request,
+    };
+    if upstream.kind == UpstreamKind::Anthropic {
+        for name in ["anthropic-version", "anthropic-beta"] {
+            if let Some(v) = headers.get(name) {
+                request = request.header(name, v.clone());
+            }
+        }
+        if headers.get("anthropic-version").is_none() {
+            request = request.header("anthropic-version", "2023-06-01");
+        }
+    }
+    if !facts.stream {
+        request = request.timeout(Duration::from_secs(600));
+    }
+    let settle = Settlement {
+        state: state.clone(),
+        reservation,
+        worst,
+        model: facts.model.clone(),
+    };
+    let answer = match request.send().await {
+        Ok(answer) => answer,
+        Err(e) => {
+            // Nothing reached the provider's meter we can know of; the reservation is
+            // released only when the call surely failed before sending.
+            let cost = if e.is_connect() { 0 } else { worst };
+            settle.finish(cost).await;
+            return Err(Refusal::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unreachable",
+                format!("upstream {} did not answer", upstream.name),
+            ));
+        }
+    };
+    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let content_type = answer.headers().get(header::CONTENT_TYPE).cloned();
+    let streaming = content_type
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if streaming {
+        return Ok(stream_through(api, status, content_type, answer, settle));
+    }
+    let mut bytes = Vec::new();
+    let mut stream = answer.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            settle.finish(worst).await;
+            return Err(Refusal::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                "the upstream's answer broke off",
+            ));
+        };
+        if bytes.len() + chunk.len() > MAX_ANSWER {
+            settle.finish(worst).await;
+            return Err(Refusal::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                "the upstream's answer is too large",
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let cost = match usage_from_response(api, &bytes) {
+        Some(usage) => g.prices.cost(&facts.model, usage).unwrap_or(worst),
+        // Providers do not bill refused requests; an answer without usage that
+        // succeeded is charged its worst case.
+        None if !status.is_success() => 0,
+        None => worst,
+    };
+    settle.finish(cost).await;
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = status;
+    if let Some(ct) = content_type {
+        response.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    Ok(response)
+}
+
+/// Passes an event stream through chunk by chunk, reading its usage; settles when the
+/// stream ends or the agent goes away (with the usage seen, or the worst case).
+fn stream_through(
+    api: Api,
+    status: StatusCode,
+    content_type: Option<HeaderValue>,
+    answer: reqwest::Response,
+    settle: Settlement,
+) -> Response {
+    struct Follow {
+        usage: StreamUsage,
+        settle: Option<Settlement>,
+    }
+    impl Drop for Follow {
+        fn drop(&mut self) {
+            if let Some(settle) = self.settle.take() {
+                let cost = match self.usage.usage() {
+                    Some(u) => settle
+                        .state
+                        .gateway
+                        .as_ref()
+                        .and_then(|g| g.loaded.prices.cost(&settle.model, u).ok())
+                        .unwrap_or(settle.worst),
+                    None => settle.worst,
+                };
+                tokio::spawn(settle.finish(cost));
+            }
+        }
+    }
+    let mut follow = Follow {
+        usage: StreamUsage::new(api),
+        settle: Some(settle),
+    };
+    let stream = answer.bytes_stream().map(move |chunk| {
+        if let Ok(bytes) = &chunk {
+            follow.usage.feed(bytes);
+        }
+        chunk.map_err(std::io::Error::other)
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if let Some(ct) = content_type {
+        headers.insert(header::CONTENT_TYPE, ct);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// A reservation to settle once the call's cost is known.
+struct Settlement {
+    state: Arc<AppState>,
+    reservation: String,
+    worst: Micros,
+    model: String,
+}
+
+impl Settlement {
+    async fn finish(self, cost: Micros) {
+        if let Err(e) = self.state.store.settle(&self.reservation, cost).await {
+            // The reservation stays open and is charged in full by the abandoned-call sweep.
+            tracing::warn!(error = %e, reservation = %self.reservation, "settling a model call");
+        }
+        self.state
+            .metrics
+            .gateway_spend_micros
+            .fetch_add(cost.max(0) as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+async fn authenticate(state: &AppState, g: &Loaded, headers: &HeaderMap) -> Result<Scope, Refusal> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
+    let unauthorized = |m: String| Refusal::new(StatusCode::UNAUTHORIZED, "invalid_api_key", m);
+    let wire = bearer
+        .or(api_key)
+        .ok_or_else(|| unauthorized("send a Lockgate credential (lgc_…) as the API key".into()))?;
+    let credential = Credential::decode(wire).map_err(|e| unauthorized(e.to_string()))?;
+    let scope = credential
+        .verify(&g.key, crate::now_ms())
+        .map_err(|e| unauthorized(e.to_string()))?;
+    let revoked = state
+        .store
+        .credential_revoked(&scope.id)
+        .await
+        .map_err(|_| {
+            Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the ledger is unavailable",
+            )
+        })?;
+    if revoked {
+        return Err(unauthorized(format!("credential {} was revoked", scope.id)));
+    }
+    Ok(scope)
+}
+
+/// Reserves `amount` on the agent's and project's day and month and on each spending
+/// cap of the credential.
+async fn reserve(
+    state: &AppState,
+    g: &Loaded,
+    scope: &Scope,
+    model: &str,
+    amount: Micros,
+) -> Result<String, Refusal> {
+    let now = crate::now_ms();
+    let (day, month) = periods(now);
+    let mut lines = vec![
+        BudgetLine {
+            scope: format!("agent:{}", scope.agent),
+            period: format!("day:{day}"),
+            limit_micros: g.budgets.agent_daily,
+        },
+        BudgetLine {
+            scope: format!("agent:{}", scope.agent),
+            period: format!("month:{month}"),
+            limit_micros: g.budgets.agent_monthly,
+        },
+        BudgetLine {
+            scope: format!("project:{}", scope.project),
+            period: format!("day:{day}"),
+            limit_micros: g.budgets.project_daily,
+        },
+        BudgetLine {
+            scope: format!("project:{}", scope.project),
+            period: format!("month:{month}"),
+            limit_micros: g.budgets.project_monthly,
+        },
+    ];
+    for cap in &scope.spend_caps {
+        lines.push(BudgetLine {
+            scope: cap.key.clone(),
+            period: "ever".into(),
+            limit_micros: cap.micros,
+        });
+    }
+    let reservation = NewReservation {
+        agent: scope.agent.clone(),
+        project: scope.project.clone(),
+        credential: scope.id.clone(),
+        model: model.to_string(),
+        amount_micros: amount,
+        lines,
+    };
+    match state.store.reserve(&reservation).await {
+        Ok(Ok(id)) => Ok(id),
+        Ok(Err(exhausted)) => {
+            let resets = match exhausted.period.split_once(':') {
+                Some(("day", _)) => "at 00:00 UTC tomorrow".to_string(),
+                Some(("month", _)) => "at 00:00 UTC on the first of next month".to_string(),
+                _ => "never (a credential's cap)".to_string(),
+            };
+            Err(Refusal::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "budget_exceeded",
+                format!(
+                    "budget {} for {} exhausted: limit {}, spent {}, reserved by calls in flight {}; this call may cost up to {}. It resets {resets}.",
+                    exhausted.scope,
+                    exhausted.period,
+                    format_usd(exhausted.limit_micros),
+                    format_usd(exhausted.spent_micros),
+                    format_usd(exhausted.reserved_micros),
+                    format_usd(exhausted.needed_micros),
+                ),
+            ))
+        }
+        Err(_) => Err(Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the ledger is unavailable",
+        )),
+    }
+}
+
+/// `YYYY-MM-DD` and `YYYY-MM` (UTC) of `ms` since the epoch.
+fn periods(ms: i64) -> (String, String) {
+    let days = ms.div_euclid(86_400_000);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (format!("{y:04}-{m:02}-{d:02}"), format!("{y:04}-{m:02}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn periods_are_utc_calendar_days_and_months() {
+        assert_eq!(super::periods(0), ("1970-01-01".into(), "1970-01".into()));
+        // 2026-11-28T23:59:59.999Z and the next millisecond.
+        assert_eq!(super::periods(1_795_910_399_999).0, "2026-11-28");
+        assert_eq!(super::periods(1_795_910_400_000).0, "2026-11-29");
+        // A leap day.
+        assert_eq!(
+            super::periods(951_782_400_000),
+            ("2000-02-29".into(), "2000-02".into())
+        );
+    }
+}
