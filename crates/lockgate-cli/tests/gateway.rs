@@ -34,6 +34,10 @@ fn upstream() -> FakeHttp {
                 "application/json",
                 r#"{"error":{"message":"overloaded"}}"#.into(),
             ),
+            (_, Some("slow-1")) => {
+                std::thread::sleep(std::time::Duration::from_secs(3));
+                (200, "application/json", CHAT_ANSWER.into())
+            }
             ("/v1/chat/completions", _) => (200, "application/json", CHAT_ANSWER.into()),
             ("/v1/messages", _) => (200, "text/event-stream", MESSAGES_STREAM.into()),
             _ => (404, "text/plain", "no such path".into()),
@@ -111,9 +115,10 @@ fn chrono_day() -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-/// Waits for the agent's day line to settle (streams settle after their last byte).
+/// Waits for the agent's day line to settle (streams settle after their last byte;
+/// abandoned calls when the sweep finds them).
 fn settled(db: &str, spent: i64) {
-    for _ in 0..100 {
+    for _ in 0..200 {
         if agent_day(db) == (spent, 0) {
             return;
         }
@@ -138,6 +143,7 @@ dir = ".git/lockgate-log"
 
 [gateway]
 key_file = ".git/gateway.key"
+abandon_after = "1s"
 
 [gateway.budget]
 agent_daily = "0.001"
@@ -147,7 +153,7 @@ name = "openai-compatible"
 api = "openai"
 base_url = "{url}"
 key_file = ".git/openai.key"
-models = ["cheap-*", "fail-*"]
+models = ["cheap-*", "fail-*", "slow-*"]
 
 [[gateway.upstream]]
 name = "anthropic"
@@ -169,6 +175,12 @@ output_per_mtok = 2000000
 max_output_tokens = 1000
 
 [[gateway.price]]
+model = "slow-1"
+input_per_mtok = 1000000
+output_per_mtok = 2000000
+max_output_tokens = 100
+
+[[gateway.price]]
 model = "fail-1"
 input_per_mtok = 1000000
 output_per_mtok = 2000000
@@ -183,7 +195,7 @@ max_output_tokens = 100
     let credential = issue(
         &r,
         &[
-            "--model", "cheap-*", "--model", "claude-*", "--model", "fail-1",
+            "--model", "cheap-*", "--model", "claude-*", "--model", "fail-1", "--model", "slow-1",
         ],
     );
     let bearer = format!("Bearer {credential}");
@@ -237,6 +249,23 @@ max_output_tokens = 100
     assert_eq!(status, 500, "{body}");
     settled(db, 300);
 
+    // The agent hangs up on a slow call: its outcome is unknown, so once it has been
+    // open past abandon_after the sweep charges the whole reservation (input bounded
+    // by the request's bytes at 1 µ$, 10 output tokens at 2 µ$).
+    let slow = json!({"model": "slow-1", "max_tokens": 10, "messages": []});
+    let impatient: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_millis(300)))
+        .build()
+        .into();
+    let hung_up = impatient
+        .post(&format!("{base}/v1/chat/completions"))
+        .header("Authorization", &bearer)
+        .header("Content-Type", "application/json")
+        .send(serde_json::to_vec(&slow).unwrap().as_slice());
+    assert!(hung_up.is_err(), "the agent gave up");
+    let worst = serde_json::to_vec(&slow).unwrap().len() as i64 + 20;
+    settled(db, 300 + worst);
+
     // Refusals, in each API's shape, before any upstream call.
     let calls_before = provider.received().len();
     let chat = format!("{base}/v1/chat/completions");
@@ -285,7 +314,7 @@ max_output_tokens = 100
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("does not allow model"), "{body}");
 
-    // The day's budget is 1,000 µ$ with 300 spent: a call that may cost up to
+    // The day's budget is 1,000 µ$ with less than 400 spent: a call that may cost up to
     // 2,000 µ$ (1,000 output tokens × 2) is refused up front, naming the budget.
     let (status, _, body) = call(
         &chat,
@@ -302,7 +331,7 @@ max_output_tokens = 100
         "{message}"
     );
     assert!(!message.contains(&credential));
-    settled(db, 300);
+    settled(db, 300 + worst);
 
     // Revoked: refused at once.
     std::fs::write(r.path().join(".git/cred"), &credential).unwrap();

@@ -696,6 +696,7 @@ pub async fn serve(
     let flush_dir = log_dir.clone();
     let state = Arc::new(AppState::new(store.clone(), config, registry));
     let scheduler = tokio::spawn(escalate::run(state.clone()));
+    let sweeper = tokio::spawn(gateway::sweep_abandoned(state.clone()));
     let publisher = tokio::spawn(publish::run(
         state.clone(),
         log_dir,
@@ -713,6 +714,7 @@ pub async fn serve(
     .map_err(|e| ServeError::Bind(addr.to_string(), e))?;
     publisher.abort();
     scheduler.abort();
+    sweeper.abort();
     let _ = publisher.await;
     publish::flush(&state, &flush_dir).await;
     store.close().await;

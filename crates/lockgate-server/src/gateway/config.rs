@@ -8,7 +8,7 @@ use serde::Deserialize;
 use std::path::PathBuf;
 
 /// `[gateway]`. Without `key_file`/`key_env` the gateway is off (its routes answer 404).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
     /// The key credentials are signed with (`lockgate token issue --key-file`): a file
@@ -23,6 +23,27 @@ pub struct GatewayConfig {
     pub upstreams: Vec<UpstreamConfig>,
     #[serde(default, rename = "price")]
     pub prices: Vec<ModelPrice>,
+    /// A call still open after this long (its outcome lost to a crash or a dropped
+    /// connection) is charged its whole reservation.
+    #[serde(default = "default_abandon_after")]
+    pub abandon_after: String,
+}
+
+fn default_abandon_after() -> String {
+    "30m".into()
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            key_file: None,
+            key_env: None,
+            budget: BudgetConfig::default(),
+            upstreams: Vec::new(),
+            prices: Vec::new(),
+            abandon_after: default_abandon_after(),
+        }
+    }
 }
 
 /// Default budgets per agent and per project, in US dollars (`"20"`, `"0.50"`).
@@ -98,6 +119,7 @@ pub struct Loaded {
     pub prices: PriceTable,
     pub budgets: Budgets,
     pub upstreams: Vec<Upstream>,
+    pub abandon_after: std::time::Duration,
 }
 
 impl std::fmt::Debug for Loaded {
@@ -175,6 +197,15 @@ impl GatewayConfig {
             project_monthly: usd("project_monthly", &self.budget.project_monthly)?,
         };
         let prices = PriceTable::with_overrides(&self.prices).map_err(err)?;
+        let abandon_after = humantime::parse_duration(&self.abandon_after)
+            .ok()
+            .filter(|d| *d >= std::time::Duration::from_secs(1))
+            .ok_or_else(|| {
+                err(format!(
+                    "abandon_after {:?}: write e.g. \"30m\" (at least 1s)",
+                    self.abandon_after
+                ))
+            })?;
         let mut upstreams = Vec::new();
         for u in &self.upstreams {
             if !(u.base_url.starts_with("https://") || u.base_url.starts_with("http://")) {
@@ -227,6 +258,7 @@ impl GatewayConfig {
             prices,
             budgets,
             upstreams,
+            abandon_after,
         }))
     }
 }

@@ -451,6 +451,27 @@ async fn reserve(
     }
 }
 
+/// Charges calls whose outcome was lost (open longer than `abandon_after`) their whole
+/// reservation, every half of that period (at most every minute), until the server stops.
+pub async fn sweep_abandoned(state: Arc<AppState>) {
+    let Some(gateway) = &state.gateway else {
+        return;
+    };
+    let after = gateway.loaded.abandon_after;
+    let every = (after / 2).min(Duration::from_secs(60));
+    loop {
+        tokio::time::sleep(every).await;
+        match state.store.settle_abandoned(after.as_millis() as i64).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                calls = n,
+                "charged abandoned model calls their whole reservation"
+            ),
+            Err(e) => tracing::warn!(error = %e, "sweeping abandoned model calls"),
+        }
+    }
+}
+
 /// `YYYY-MM-DD` and `YYYY-MM` (UTC) of `ms` since the epoch.
 fn periods(ms: i64) -> (String, String) {
     let days = ms.div_euclid(86_400_000);
