@@ -106,6 +106,17 @@ fn agent_day(db: &str) -> (i64, i64) {
     })
 }
 
+/// The agent's recent model calls, newest first.
+fn recent_calls(db: &str) -> Vec<lockgate_store::CallRecord> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = lockgate_store::Store::open(db).await.unwrap();
+        let calls = store.recent_calls("claude-code", 10).await.unwrap();
+        store.close().await;
+        calls
+    })
+}
+
 /// Today's UTC date, from `date -u` (the server computes it on its own).
 fn chrono_day() -> String {
     let out = std::process::Command::new("date")
@@ -130,6 +141,7 @@ fn settled(db: &str, spent: i64) {
 fn gateway(db: &str) {
     let r = TestRepo::new();
     let provider = upstream();
+    let flaky = FakeHttp::new(|_| (503, "application/json", r#"{"error":"busy"}"#.into()));
     std::fs::write(r.path().join(".git/gateway.key"), [42u8; 32]).unwrap();
     std::fs::write(r.path().join(".git/other.key"), [43u8; 32]).unwrap();
     std::fs::write(r.path().join(".git/openai.key"), "sk-test-openai\n").unwrap();
@@ -156,6 +168,24 @@ key_file = ".git/openai.key"
 models = ["cheap-*", "fail-*", "slow-*"]
 
 [[gateway.upstream]]
+name = "dead"
+api = "openai"
+base_url = "http://127.0.0.1:1"
+models = ["route-*"]
+
+[[gateway.upstream]]
+name = "flaky"
+api = "openai"
+base_url = "{flaky}"
+models = ["route-*"]
+
+[[gateway.upstream]]
+name = "good"
+api = "openai"
+base_url = "{url}"
+models = ["route-*"]
+
+[[gateway.upstream]]
 name = "anthropic"
 api = "anthropic"
 base_url = "{url}"
@@ -175,6 +205,12 @@ output_per_mtok = 2000000
 max_output_tokens = 1000
 
 [[gateway.price]]
+model = "route-1"
+input_per_mtok = 1000000
+output_per_mtok = 2000000
+max_output_tokens = 100
+
+[[gateway.price]]
 model = "slow-1"
 input_per_mtok = 1000000
 output_per_mtok = 2000000
@@ -186,7 +222,8 @@ input_per_mtok = 1000000
 output_per_mtok = 2000000
 max_output_tokens = 100
 "#,
-            url = provider.url
+            url = provider.url,
+            flaky = flaky.url
         ),
     )
     .unwrap();
@@ -196,6 +233,7 @@ max_output_tokens = 100
         &r,
         &[
             "--model", "cheap-*", "--model", "claude-*", "--model", "fail-1", "--model", "slow-1",
+            "--model", "route-1",
         ],
     );
     let bearer = format!("Bearer {credential}");
@@ -249,6 +287,21 @@ max_output_tokens = 100
     assert_eq!(status, 500, "{body}");
     settled(db, 300);
 
+    // Fallback: the route's first upstream cannot be reached, the second answers 503
+    // (neither runs the call), the third answers; the call records where it went.
+    let (status, _, body) = call(
+        &format!("{base}/v1/chat/completions"),
+        &[("Authorization", &bearer)],
+        &json!({"model": "route-1", "max_tokens": 10, "messages": []}),
+    );
+    assert_eq!((status, body.as_str()), (200, CHAT_ANSWER));
+    assert_eq!(flaky.received().len(), 1);
+    settled(db, 500);
+    let calls = recent_calls(db);
+    assert_eq!(calls[0].model, "route-1");
+    assert_eq!(calls[0].upstream.as_deref(), Some("good"));
+    assert_eq!(calls[0].cost_micros, Some(200));
+
     // The agent hangs up on a slow call: its outcome is unknown, so once it has been
     // open past abandon_after the sweep charges the whole reservation (input bounded
     // by the request's bytes at 1 µ$, 10 output tokens at 2 µ$).
@@ -264,7 +317,7 @@ max_output_tokens = 100
         .send(serde_json::to_vec(&slow).unwrap().as_slice());
     assert!(hung_up.is_err(), "the agent gave up");
     let worst = serde_json::to_vec(&slow).unwrap().len() as i64 + 20;
-    settled(db, 300 + worst);
+    settled(db, 500 + worst);
 
     // Refusals, in each API's shape, before any upstream call.
     let calls_before = provider.received().len();
@@ -314,7 +367,7 @@ max_output_tokens = 100
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("does not allow model"), "{body}");
 
-    // The day's budget is 1,000 µ$ with less than 400 spent: a call that may cost up to
+    // The day's budget is 1,000 µ$ with less than 600 spent: a call that may cost up to
     // 2,000 µ$ (1,000 output tokens × 2) is refused up front, naming the budget.
     let (status, _, body) = call(
         &chat,
@@ -331,7 +384,7 @@ max_output_tokens = 100
         "{message}"
     );
     assert!(!message.contains(&credential));
-    settled(db, 300 + worst);
+    settled(db, 500 + worst);
 
     // Revoked: refused at once.
     std::fs::write(r.path().join(".git/cred"), &credential).unwrap();
@@ -374,7 +427,7 @@ max_output_tokens = 100
     assert_eq!(status, 200);
     let metrics = metrics.as_str().unwrap().to_string();
     assert!(
-        metrics.contains("lockgate_gateway_spend_micros_total 300"),
+        metrics.contains("lockgate_gateway_spend_micros_total 500"),
         "{metrics}"
     );
     assert!(

@@ -37,6 +37,7 @@ pub struct Metrics {
     pub forge_failures: AtomicU64,
     pub gateway_refusals: AtomicU64,
     pub gateway_spend_micros: AtomicU64,
+    pub gateway_fallbacks: AtomicU64,
 }
 
 impl Metrics {
@@ -83,6 +84,11 @@ impl Metrics {
             "lockgate_gateway_spend_micros_total",
             "Money settled for model calls by this replica, micro-dollars.",
             get(&self.gateway_spend_micros),
+        );
+        counter(
+            "lockgate_gateway_fallbacks_total",
+            "Model calls answered by a fallback upstream after the route failed.",
+            get(&self.gateway_fallbacks),
         );
         counter(
             "lockgate_approvals_logged_total",

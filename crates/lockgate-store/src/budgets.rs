@@ -52,6 +52,21 @@ pub struct Exhausted {
     pub needed_micros: i64,
 }
 
+/// One model call as the ledger holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallRecord {
+    pub id: String,
+    pub agent: String,
+    pub project: String,
+    pub model: String,
+    /// The upstream that answered (after any fallback), once known.
+    pub upstream: Option<String>,
+    pub reserved_micros: i64,
+    /// `None` while the call is open.
+    pub cost_micros: Option<i64>,
+    pub created_ms: i64,
+}
+
 /// A budget line's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BudgetState {
@@ -229,6 +244,47 @@ impl Store {
             }
         }
         Ok(settled)
+    }
+
+    /// Records which upstream answered a call.
+    pub async fn record_route(&self, id: &str, upstream: &str) -> Result<(), StoreError> {
+        check_len("upstream", upstream, 1, MAX_NAME)?;
+        sqlx::query("UPDATE reservations SET upstream = $1 WHERE id = $2")
+            .bind(upstream)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// An agent's most recent model calls, newest first (at most `limit`, capped at 1,000).
+    pub async fn recent_calls(
+        &self,
+        agent: &str,
+        limit: u32,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let limit = limit.min(1000);
+        let rows = sqlx::query(&format!(
+            "SELECT id, agent, project, model, upstream, amount_micros, cost_micros, created_ms \
+             FROM reservations WHERE agent = $1 ORDER BY created_ms DESC, id LIMIT {limit}"
+        ))
+        .bind(agent)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(CallRecord {
+                    id: row.try_get("id")?,
+                    agent: row.try_get("agent")?,
+                    project: row.try_get("project")?,
+                    model: row.try_get("model")?,
+                    upstream: row.try_get("upstream")?,
+                    reserved_micros: row.try_get("amount_micros")?,
+                    cost_micros: row.try_get("cost_micros")?,
+                    created_ms: row.try_get("created_ms")?,
+                })
+            })
+            .collect()
     }
 
     /// One budget line's state, if anything was ever reserved on it.

@@ -24,7 +24,7 @@ mod records;
 pub mod scratch;
 mod tokens;
 
-pub use budgets::{BudgetLine, BudgetState, Exhausted, NewReservation};
+pub use budgets::{BudgetLine, BudgetState, CallRecord, Exhausted, NewReservation};
 pub use tokens::{Role, TokenRecord};
 
 pub use records::*;

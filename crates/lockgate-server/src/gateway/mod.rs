@@ -15,7 +15,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use config::{Loaded, UpstreamKind};
+use config::{Loaded, Upstream, UpstreamKind};
 use futures_util::StreamExt;
 use lockgate_gateway::api::{Api, RequestFacts, StreamUsage, usage_from_response};
 use lockgate_gateway::credential::{Credential, Scope, name_matches};
@@ -26,6 +26,8 @@ use std::time::Duration;
 
 /// The largest non-streaming answer read from an upstream.
 const MAX_ANSWER: usize = 32 << 20;
+/// The most upstreams one call tries (the route and its fallbacks).
+const MAX_ATTEMPTS: usize = 3;
 /// The header naming the task class of a call.
 pub const TASK_CLASS_HEADER: &str = "x-lockgate-task-class";
 
@@ -60,6 +62,42 @@ pub async fn responses(state: State<Arc<AppState>>, headers: HeaderMap, body: By
 
 pub async fn messages(state: State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
     proxy(state, Api::Messages, headers, body).await
+}
+
+/// The request to `upstream`: the body as the agent sent it, the provider's key, and
+/// for Anthropic the API version and beta flags the agent asked for.
+fn upstream_request(
+    gateway: &Gateway,
+    upstream: &Upstream,
+    api: Api,
+    headers: &HeaderMap,
+    body: Bytes,
+    stream: bool,
+) -> reqwest::RequestBuilder {
+    let mut request = gateway
+        .client
+        .post(format!("{}{}", upstream.base_url, api.path()))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body);
+    request = match (upstream.kind, &upstream.key) {
+        (UpstreamKind::Openai, Some(key)) => request.bearer_auth(key),
+        (UpstreamKind::Anthropic, Some(key)) => request.header("x-api-key", key),
+        (_, None) => request,
+    };
+    if upstream.kind == UpstreamKind::Anthropic {
+        for name in ["anthropic-version", "anthropic-beta"] {
+            if let Some(v) = headers.get(name) {
+                request = request.header(name, v.clone());
+            }
+        }
+        if headers.get("anthropic-version").is_none() {
+            request = request.header("anthropic-version", "2023-06-01");
+        }
+    }
+    if !stream {
+        request = request.timeout(Duration::from_secs(600));
+    }
+    request
 }
 
 /// A refusal, in the shape of the API that was called.
@@ -166,66 +204,94 @@ async fn admit_and_call(
         Api::Messages => UpstreamKind::Anthropic,
         _ => UpstreamKind::Openai,
     };
-    let upstream = g
+    // Every upstream of the API's family that serves the model, in config order: the
+    // first is the route, the next ones the fallbacks.
+    let candidates: Vec<&Upstream> = g
         .upstreams
         .iter()
-        .find(|u| u.kind == family && u.models.iter().any(|p| name_matches(p, &facts.model)))
-        .ok_or_else(|| {
-            Refusal::new(
-                StatusCode::NOT_FOUND,
-                "model_not_found",
-                format!("no upstream serves model {:?} on this API", facts.model),
-            )
-        })?;
+        .filter(|u| u.kind == family && u.models.iter().any(|p| name_matches(p, &facts.model)))
+        .take(MAX_ATTEMPTS)
+        .collect();
+    if candidates.is_empty() {
+        return Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            "model_not_found",
+            format!("no upstream serves model {:?} on this API", facts.model),
+        ));
+    }
     let worst = g
         .prices
         .worst_case(&facts.model, body.len() as u64, facts.max_output_tokens)
         .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, "model_not_priced", e.to_string()))?;
     let reservation = reserve(state, g, &scope, &facts.model, worst).await?;
-
-    let mut request = gateway
-        .client
-        .post(format!("{}{}", upstream.base_url, api.path()))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body);
-    request = match (upstream.kind, &upstream.key) {
-        (UpstreamKind::Openai, Some(key)) => request.bearer_auth(key),
-        (UpstreamKind::Anthropic, Some(key)) => request.header("x-api-key", key),
-        (_, None) => request,
-    };
-    if upstream.kind == UpstreamKind::Anthropic {
-        for name in ["anthropic-version", "anthropic-beta"] {
-            if let Some(v) = headers.get(name) {
-                request = request.header(name, v.clone());
-            }
-        }
-        if headers.get("anthropic-version").is_none() {
-            request = request.header("anthropic-version", "2023-06-01");
-        }
-    }
-    if !facts.stream {
-        request = request.timeout(Duration::from_secs(600));
-    }
     let settle = Settlement {
         state: state.clone(),
         reservation,
         worst,
         model: facts.model.clone(),
     };
-    let answer = match request.send().await {
-        Ok(answer) => answer,
-        Err(e) => {
-            // Nothing reached the provider's meter we can know of; the reservation is
-            // released only when the call surely failed before sending.
-            let cost = if e.is_connect() { 0 } else { worst };
-            settle.finish(cost).await;
-            return Err(Refusal::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream_unreachable",
-                format!("upstream {} did not answer", upstream.name),
-            ));
+
+    // Fall back to the next upstream only when this one surely did not run the call:
+    // it could not be reached, or it answered 5xx (providers do not bill those). A
+    // timeout after sending is not retried — the call may have run, and a second one
+    // could spend twice what was reserved.
+    let mut failures = Vec::new();
+    let mut answered = None;
+    for (i, upstream) in candidates.iter().enumerate() {
+        let last = i + 1 == candidates.len();
+        match upstream_request(gateway, upstream, api, headers, body.clone(), facts.stream)
+            .send()
+            .await
+        {
+            Ok(answer) if answer.status().is_server_error() && !last => {
+                failures.push(format!(
+                    "{} answered {}",
+                    upstream.name,
+                    answer.status().as_u16()
+                ));
+            }
+            Ok(answer) => {
+                answered = Some((*upstream, answer));
+                break;
+            }
+            Err(e) if e.is_connect() => {
+                failures.push(format!("{} could not be reached", upstream.name));
+            }
+            Err(_) => {
+                settle.finish(worst).await;
+                return Err(Refusal::new(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_error",
+                    format!(
+                        "upstream {} did not finish answering; the call is charged its reservation",
+                        upstream.name
+                    ),
+                ));
+            }
         }
+    }
+    let Some((upstream, answer)) = answered else {
+        settle.finish(0).await;
+        return Err(Refusal::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_unreachable",
+            format!("no upstream answered: {}", failures.join("; ")),
+        ));
     };
+    if let Err(e) = state
+        .store
+        .record_route(&settle.reservation, &upstream.name)
+        .await
+    {
+        tracing::warn!(error = %e, "recording a model call's route");
+    }
+    if !failures.is_empty() {
+        tracing::warn!(upstream = %upstream.name, failed = %failures.join("; "), "model call fell back");
+        state
+            .metrics
+            .gateway_fallbacks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let content_type = answer.headers().get(header::CONTENT_TYPE).cloned();
     let streaming = content_type
