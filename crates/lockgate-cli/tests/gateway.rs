@@ -204,6 +204,10 @@ input_per_mtok = 1000000
 output_per_mtok = 2000000
 max_output_tokens = 1000
 
+[[gateway.route]]
+task_class = "docs"
+model = "cheap-1"
+
 [[gateway.price]]
 model = "route-1"
 input_per_mtok = 1000000
@@ -301,6 +305,30 @@ max_output_tokens = 100
     assert_eq!(calls[0].model, "route-1");
     assert_eq!(calls[0].upstream.as_deref(), Some("good"));
     assert_eq!(calls[0].cost_micros, Some(200));
+    assert_eq!(calls[0].requested_model, None);
+
+    // A docs task goes to the docs tier's model whatever the agent asked for; the
+    // upstream sees the routed model, the ledger both.
+    let (status, _, body) = call(
+        &format!("{base}/v1/chat/completions"),
+        &[
+            ("Authorization", &bearer),
+            ("X-Lockgate-Task-Class", "docs"),
+        ],
+        &json!({"model": "route-1", "max_tokens": 10, "messages": [{"role": "user", "content": "document f"}]}),
+    );
+    assert_eq!((status, body.as_str()), (200, CHAT_ANSWER));
+    let routed = provider.received().last().unwrap().json();
+    assert_eq!(routed["model"], "cheap-1");
+    assert_eq!(
+        routed["messages"][0]["content"], "document f",
+        "only the model changes"
+    );
+    settled(db, 700);
+    let calls = recent_calls(db);
+    assert_eq!(calls[0].model, "cheap-1");
+    assert_eq!(calls[0].requested_model.as_deref(), Some("route-1"));
+    assert_eq!(calls[0].upstream.as_deref(), Some("openai-compatible"));
 
     // The agent hangs up on a slow call: its outcome is unknown, so once it has been
     // open past abandon_after the sweep charges the whole reservation (input bounded
@@ -317,7 +345,7 @@ max_output_tokens = 100
         .send(serde_json::to_vec(&slow).unwrap().as_slice());
     assert!(hung_up.is_err(), "the agent gave up");
     let worst = serde_json::to_vec(&slow).unwrap().len() as i64 + 20;
-    settled(db, 500 + worst);
+    settled(db, 700 + worst);
 
     // Refusals, in each API's shape, before any upstream call.
     let calls_before = provider.received().len();
@@ -367,7 +395,7 @@ max_output_tokens = 100
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("does not allow model"), "{body}");
 
-    // The day's budget is 1,000 µ$ with less than 600 spent: a call that may cost up to
+    // The day's budget is 1,000 µ$ with less than 800 spent: a call that may cost up to
     // 2,000 µ$ (1,000 output tokens × 2) is refused up front, naming the budget.
     let (status, _, body) = call(
         &chat,
@@ -384,7 +412,7 @@ max_output_tokens = 100
         "{message}"
     );
     assert!(!message.contains(&credential));
-    settled(db, 500 + worst);
+    settled(db, 700 + worst);
 
     // Revoked: refused at once.
     std::fs::write(r.path().join(".git/cred"), &credential).unwrap();
@@ -427,7 +455,7 @@ max_output_tokens = 100
     assert_eq!(status, 200);
     let metrics = metrics.as_str().unwrap().to_string();
     assert!(
-        metrics.contains("lockgate_gateway_spend_micros_total 500"),
+        metrics.contains("lockgate_gateway_spend_micros_total 700"),
         "{metrics}"
     );
     assert!(

@@ -61,6 +61,8 @@ pub struct CallRecord {
     pub model: String,
     /// The upstream that answered (after any fallback), once known.
     pub upstream: Option<String>,
+    /// The model the agent asked for, when a task-class route chose `model` instead.
+    pub requested_model: Option<String>,
     pub reserved_micros: i64,
     /// `None` while the call is open.
     pub cost_micros: Option<i64>,
@@ -246,11 +248,21 @@ impl Store {
         Ok(settled)
     }
 
-    /// Records which upstream answered a call.
-    pub async fn record_route(&self, id: &str, upstream: &str) -> Result<(), StoreError> {
+    /// Records where a call went: the upstream that answered, and the model the agent
+    /// asked for when a route chose another.
+    pub async fn record_route(
+        &self,
+        id: &str,
+        upstream: &str,
+        requested_model: Option<&str>,
+    ) -> Result<(), StoreError> {
         check_len("upstream", upstream, 1, MAX_NAME)?;
-        sqlx::query("UPDATE reservations SET upstream = $1 WHERE id = $2")
+        if let Some(m) = requested_model {
+            check_len("requested_model", m, 1, MAX_NAME)?;
+        }
+        sqlx::query("UPDATE reservations SET upstream = $1, requested_model = $2 WHERE id = $3")
             .bind(upstream)
+            .bind(requested_model)
             .bind(id)
             .execute(&self.pool)
             .await?;
@@ -265,7 +277,7 @@ impl Store {
     ) -> Result<Vec<CallRecord>, StoreError> {
         let limit = limit.min(1000);
         let rows = sqlx::query(&format!(
-            "SELECT id, agent, project, model, upstream, amount_micros, cost_micros, created_ms \
+            "SELECT id, agent, project, model, upstream, requested_model, amount_micros, cost_micros, created_ms \
              FROM reservations WHERE agent = $1 ORDER BY created_ms DESC, id LIMIT {limit}"
         ))
         .bind(agent)
@@ -279,6 +291,7 @@ impl Store {
                     project: row.try_get("project")?,
                     model: row.try_get("model")?,
                     upstream: row.try_get("upstream")?,
+                    requested_model: row.try_get("requested_model")?,
                     reserved_micros: row.try_get("amount_micros")?,
                     cost_micros: row.try_get("cost_micros")?,
                     created_ms: row.try_get("created_ms")?,

@@ -23,6 +23,9 @@ pub struct GatewayConfig {
     pub upstreams: Vec<UpstreamConfig>,
     #[serde(default, rename = "price")]
     pub prices: Vec<ModelPrice>,
+    /// Task classes sent to a model tier whatever model the agent asked for.
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
     /// A call still open after this long (its outcome lost to a crash or a dropped
     /// connection) is charged its whole reservation.
     #[serde(default = "default_abandon_after")]
@@ -41,6 +44,7 @@ impl Default for GatewayConfig {
             budget: BudgetConfig::default(),
             upstreams: Vec::new(),
             prices: Vec::new(),
+            routes: Vec::new(),
             abandon_after: default_abandon_after(),
         }
     }
@@ -84,6 +88,14 @@ impl Default for BudgetConfig {
     }
 }
 
+/// `[[gateway.route]]`: calls of a task class go to this model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub task_class: String,
+    pub model: String,
+}
+
 /// Which family of APIs an upstream speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -119,6 +131,7 @@ pub struct Loaded {
     pub prices: PriceTable,
     pub budgets: Budgets,
     pub upstreams: Vec<Upstream>,
+    pub routes: Vec<RouteConfig>,
     pub abandon_after: std::time::Duration,
 }
 
@@ -206,6 +219,14 @@ impl GatewayConfig {
                     self.abandon_after
                 ))
             })?;
+        for route in &self.routes {
+            if route.task_class.is_empty() {
+                return Err(err("a route needs a task_class".into()));
+            }
+            prices
+                .lookup(&route.model)
+                .map_err(|e| err(format!("route for {:?}: {e}", route.task_class)))?;
+        }
         let mut upstreams = Vec::new();
         for u in &self.upstreams {
             if !(u.base_url.starts_with("https://") || u.base_url.starts_with("http://")) {
@@ -258,6 +279,7 @@ impl GatewayConfig {
             prices,
             budgets,
             upstreams,
+            routes: self.routes.clone(),
             abandon_after,
         }))
     }

@@ -64,6 +64,17 @@ pub async fn messages(state: State<Arc<AppState>>, headers: HeaderMap, body: Byt
     proxy(state, Api::Messages, headers, body).await
 }
 
+/// The call's task class: the request's header, or the credential's only class.
+fn task_class(scope: &Scope, headers: &HeaderMap) -> Option<String> {
+    if let Some(c) = headers.get(TASK_CLASS_HEADER).and_then(|v| v.to_str().ok()) {
+        return Some(c.trim().to_string());
+    }
+    match scope.task_classes.as_deref() {
+        Some([only]) if !only.ends_with('*') => Some(only.clone()),
+        _ => None,
+    }
+}
+
 /// The request to `upstream`: the body as the agent sent it, the provider's key, and
 /// for Anthropic the API version and beta flags the agent asked for.
 fn upstream_request(
@@ -175,22 +186,16 @@ async fn admit_and_call(
     };
     let g = &gateway.loaded;
     let scope = authenticate(state, g, headers).await?;
-    let facts = RequestFacts::parse(api, &body).map_err(|e| {
+    let mut facts = RequestFacts::parse(api, &body).map_err(|e| {
         Refusal::new(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
             e.to_string(),
         )
     })?;
-    if !scope.allows_model(&facts.model) {
-        return Err(Refusal::new(
-            StatusCode::FORBIDDEN,
-            "model_not_allowed",
-            format!("this credential does not allow model {:?}", facts.model),
-        ));
-    }
-    let class = headers.get(TASK_CLASS_HEADER).and_then(|v| v.to_str().ok());
-    if scope.task_classes.is_some() && !class.is_some_and(|c| scope.allows_task_class(c)) {
+    let class = task_class(&scope, headers);
+    if scope.task_classes.is_some() && !class.as_deref().is_some_and(|c| scope.allows_task_class(c))
+    {
         return Err(Refusal::new(
             StatusCode::FORBIDDEN,
             "task_class_not_allowed",
@@ -198,6 +203,33 @@ async fn admit_and_call(
                 "this credential allows task classes {:?}; send one in the {TASK_CLASS_HEADER} header",
                 scope.task_classes.as_deref().unwrap_or_default()
             ),
+        ));
+    }
+    // A task-class route sends the call to its tier's model: the one change the
+    // gateway makes to a request body.
+    let mut body = body;
+    let mut requested_model = None;
+    if let Some(route) = class
+        .as_deref()
+        .and_then(|c| g.routes.iter().find(|r| r.task_class == c))
+        .filter(|r| r.model != facts.model)
+    {
+        let mut doc: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
+            Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "the request body is not JSON",
+            )
+        })?;
+        doc["model"] = route.model.clone().into();
+        body = Bytes::from(serde_json::to_vec(&doc).expect("a JSON value serializes"));
+        requested_model = Some(std::mem::replace(&mut facts.model, route.model.clone()));
+    }
+    if !scope.allows_model(&facts.model) {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "model_not_allowed",
+            format!("this credential does not allow model {:?}", facts.model),
         ));
     }
     let family = match api {
@@ -280,7 +312,11 @@ async fn admit_and_call(
     };
     if let Err(e) = state
         .store
-        .record_route(&settle.reservation, &upstream.name)
+        .record_route(
+            &settle.reservation,
+            &upstream.name,
+            requested_model.as_deref(),
+        )
         .await
     {
         tracing::warn!(error = %e, "recording a model call's route");
