@@ -192,25 +192,10 @@ pub(crate) async fn insert(
     conn: &mut AnyConnection,
     d: &NewDecision,
 ) -> Result<Recorded<DecisionRecord>, StoreError> {
-    let inserted = sqlx::query(&format!(
-        "INSERT INTO decisions ({INSERT_COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-         ON CONFLICT (repo, change_ref, head_sha, input_digest) DO NOTHING RETURNING {DECISION_COLUMNS}"
-    ))
-    .bind(new_id())
-    .bind(&d.repo)
-    .bind(&d.change_ref)
-    .bind(&d.base_sha)
-    .bind(&d.head_sha)
-    .bind(&d.verdict)
-    .bind(&d.input_digest)
-    .bind(&d.author_kind)
-    .bind(d.agent.as_deref())
-    .bind(i64::from(d.trust_score))
-    .bind(&d.document)
-    .bind(now_ms())
-    .fetch_optional(&mut *conn)
-    .await?;
+    let sql = insert_many_sql(1);
+    let inserted = bind_many(sqlx::query(&sql), &[d])
+        .fetch_optional(&mut *conn)
+        .await?;
     if let Some(row) = inserted {
         return Ok(Recorded {
             record: decision_from_row(&row)?,

@@ -486,34 +486,24 @@ async fn reserve(
 ) -> Result<String, Refusal> {
     let now = crate::now_ms();
     let (day, month) = periods(now);
+    let line = |scope: String, period: String, limit_micros: Micros| BudgetLine {
+        scope,
+        period,
+        limit_micros,
+    };
+    let (agent, project) = (
+        format!("agent:{}", scope.agent),
+        format!("project:{}", scope.project),
+    );
+    let b = &g.budgets;
     let mut lines = vec![
-        BudgetLine {
-            scope: format!("agent:{}", scope.agent),
-            period: format!("day:{day}"),
-            limit_micros: g.budgets.agent_daily,
-        },
-        BudgetLine {
-            scope: format!("agent:{}", scope.agent),
-            period: format!("month:{month}"),
-            limit_micros: g.budgets.agent_monthly,
-        },
-        BudgetLine {
-            scope: format!("project:{}", scope.project),
-            period: format!("day:{day}"),
-            limit_micros: g.budgets.project_daily,
-        },
-        BudgetLine {
-            scope: format!("project:{}", scope.project),
-            period: format!("month:{month}"),
-            limit_micros: g.budgets.project_monthly,
-        },
+        line(agent.clone(), format!("day:{day}"), b.agent_daily),
+        line(agent, format!("month:{month}"), b.agent_monthly),
+        line(project.clone(), format!("day:{day}"), b.project_daily),
+        line(project, format!("month:{month}"), b.project_monthly),
     ];
     for cap in &scope.spend_caps {
-        lines.push(BudgetLine {
-            scope: cap.key.clone(),
-            period: "ever".into(),
-            limit_micros: cap.micros,
-        });
+        lines.push(line(cap.key.clone(), "ever".into(), cap.micros));
     }
     let reservation = NewReservation {
         agent: scope.agent.clone(),
