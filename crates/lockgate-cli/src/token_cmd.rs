@@ -144,7 +144,7 @@ impl Narrowing {
 }
 
 pub fn run(command: TokenCommand) -> Result<u8> {
-    let now = now_ms();
+    let now = crate::now() * 1000;
     match command {
         TokenCommand::Issue {
             key_file,
@@ -325,11 +325,4 @@ fn read_credential(file: Option<&Path>) -> Result<Credential> {
         }
     };
     Ok(Credential::decode(&text)?)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

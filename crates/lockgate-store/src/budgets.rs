@@ -182,14 +182,35 @@ impl Store {
     /// Settles a reservation with the call's real cost: its lines release the amount
     /// reserved and count the cost. Settling twice changes nothing (the first wins).
     pub async fn settle(&self, id: &str, cost_micros: i64) -> Result<bool, StoreError> {
+        self.settle_routed(id, cost_micros, None).await
+    }
+
+    /// [`Store::settle`], recording where the call went: the upstream that answered and,
+    /// when a route chose another model, the model the agent asked for.
+    pub async fn settle_routed(
+        &self,
+        id: &str,
+        cost_micros: i64,
+        route: Option<(&str, Option<&str>)>,
+    ) -> Result<bool, StoreError> {
+        let (upstream, requested_model) = route.unzip();
+        let requested_model = requested_model.flatten();
+        for (field, value) in [("upstream", upstream), ("requested_model", requested_model)] {
+            if let Some(v) = value {
+                check_len(field, v, 1, MAX_NAME)?;
+            }
+        }
         let cost = cost_micros.max(0);
         let mut tx = self.pool.begin().await?;
         let claimed = sqlx::query(
-            "UPDATE reservations SET settled_ms = $1, cost_micros = $2 \
-             WHERE id = $3 AND settled_ms IS NULL",
+            "UPDATE reservations SET settled_ms = $1, cost_micros = $2, \
+             upstream = COALESCE($3, upstream), requested_model = COALESCE($4, requested_model) \
+             WHERE id = $5 AND settled_ms IS NULL",
         )
         .bind(now_ms())
         .bind(cost)
+        .bind(upstream)
+        .bind(requested_model)
         .bind(id)
         .execute(&mut *tx)
         .await?
@@ -246,27 +267,6 @@ impl Store {
             }
         }
         Ok(settled)
-    }
-
-    /// Records where a call went: the upstream that answered, and the model the agent
-    /// asked for when a route chose another.
-    pub async fn record_route(
-        &self,
-        id: &str,
-        upstream: &str,
-        requested_model: Option<&str>,
-    ) -> Result<(), StoreError> {
-        check_len("upstream", upstream, 1, MAX_NAME)?;
-        if let Some(m) = requested_model {
-            check_len("requested_model", m, 1, MAX_NAME)?;
-        }
-        sqlx::query("UPDATE reservations SET upstream = $1, requested_model = $2 WHERE id = $3")
-            .bind(upstream)
-            .bind(requested_model)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     /// An agent's most recent model calls, newest first (at most `limit`, capped at 1,000).

@@ -19,7 +19,7 @@ use config::{Loaded, Upstream, UpstreamKind};
 use futures_util::StreamExt;
 use lockgate_gateway::api::{Api, RequestFacts, StreamUsage, usage_from_response};
 use lockgate_gateway::credential::{Credential, Scope, name_matches};
-use lockgate_gateway::price::{Micros, format_usd};
+use lockgate_gateway::price::{Micros, Usage, format_usd};
 use lockgate_store::{BudgetLine, NewReservation};
 use std::sync::Arc;
 use std::time::Duration;
@@ -256,11 +256,12 @@ async fn admit_and_call(
         .worst_case(&facts.model, body.len() as u64, facts.max_output_tokens)
         .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, "model_not_priced", e.to_string()))?;
     let reservation = reserve(state, g, &scope, &facts.model, worst).await?;
-    let settle = Settlement {
+    let mut settle = Settlement {
         state: state.clone(),
         reservation,
         worst,
         model: facts.model.clone(),
+        route: None,
     };
 
     // Fall back to the next upstream only when this one surely did not run the call:
@@ -310,17 +311,7 @@ async fn admit_and_call(
             format!("no upstream answered: {}", failures.join("; ")),
         ));
     };
-    if let Err(e) = state
-        .store
-        .record_route(
-            &settle.reservation,
-            &upstream.name,
-            requested_model.as_deref(),
-        )
-        .await
-    {
-        tracing::warn!(error = %e, "recording a model call's route");
-    }
+    settle.route = Some((upstream.name.clone(), requested_model));
     if !failures.is_empty() {
         tracing::warn!(upstream = %upstream.name, failed = %failures.join("; "), "model call fell back");
         state
@@ -358,12 +349,12 @@ async fn admit_and_call(
         }
         bytes.extend_from_slice(&chunk);
     }
-    let cost = match usage_from_response(api, &bytes) {
-        Some(usage) => g.prices.cost(&facts.model, usage).unwrap_or(worst),
-        // Providers do not bill refused requests; an answer without usage that
-        // succeeded is charged its worst case.
-        None if !status.is_success() => 0,
-        None => worst,
+    let usage = usage_from_response(api, &bytes);
+    // Providers do not bill refused requests.
+    let cost = if usage.is_none() && !status.is_success() {
+        0
+    } else {
+        settle.cost_of(usage)
     };
     settle.finish(cost).await;
     let mut response = Response::new(Body::from(bytes));
@@ -372,6 +363,14 @@ async fn admit_and_call(
         response.headers_mut().insert(header::CONTENT_TYPE, ct);
     }
     Ok(response)
+}
+
+fn unavailable() -> Refusal {
+    Refusal::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "the ledger is unavailable",
+    )
 }
 
 /// Passes an event stream through chunk by chunk, reading its usage; settles when the
@@ -390,15 +389,7 @@ fn stream_through(
     impl Drop for Follow {
         fn drop(&mut self) {
             if let Some(settle) = self.settle.take() {
-                let cost = match self.usage.usage() {
-                    Some(u) => settle
-                        .state
-                        .gateway
-                        .as_ref()
-                        .and_then(|g| g.loaded.prices.cost(&settle.model, u).ok())
-                        .unwrap_or(settle.worst),
-                    None => settle.worst,
-                };
+                let cost = settle.cost_of(self.usage.usage());
                 tokio::spawn(settle.finish(cost));
             }
         }
@@ -429,11 +420,34 @@ struct Settlement {
     reservation: String,
     worst: Micros,
     model: String,
+    /// The upstream that answered, and the model asked for when a route changed it:
+    /// recorded with the settlement (no extra write per call).
+    route: Option<(String, Option<String>)>,
 }
 
 impl Settlement {
+    /// What the reported usage costs; the whole reservation when there is none (or
+    /// the model cannot be priced).
+    fn cost_of(&self, usage: Option<Usage>) -> Micros {
+        usage
+            .and_then(|u| {
+                let gateway = self.state.gateway.as_ref()?;
+                gateway.loaded.prices.cost(&self.model, u).ok()
+            })
+            .unwrap_or(self.worst)
+    }
+
     async fn finish(self, cost: Micros) {
-        if let Err(e) = self.state.store.settle(&self.reservation, cost).await {
+        let route = self
+            .route
+            .as_ref()
+            .map(|(upstream, requested)| (upstream.as_str(), requested.as_deref()));
+        if let Err(e) = self
+            .state
+            .store
+            .settle_routed(&self.reservation, cost, route)
+            .await
+        {
             // The reservation stays open and is charged in full by the abandoned-call sweep.
             tracing::warn!(error = %e, reservation = %self.reservation, "settling a model call");
         }
@@ -462,13 +476,7 @@ async fn authenticate(state: &AppState, g: &Loaded, headers: &HeaderMap) -> Resu
         .store
         .credential_revoked(&scope.id)
         .await
-        .map_err(|_| {
-            Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the ledger is unavailable",
-            )
-        })?;
+        .map_err(|_| unavailable())?;
     if revoked {
         return Err(unauthorized(format!("credential {} was revoked", scope.id)));
     }
@@ -535,11 +543,7 @@ async fn reserve(
                 ),
             ))
         }
-        Err(_) => Err(Refusal::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the ledger is unavailable",
-        )),
+        Err(_) => Err(unavailable()),
     }
 }
 
@@ -566,18 +570,11 @@ pub async fn sweep_abandoned(state: Arc<AppState>) {
 
 /// `YYYY-MM-DD` and `YYYY-MM` (UTC) of `ms` since the epoch.
 fn periods(ms: i64) -> (String, String) {
-    let days = ms.div_euclid(86_400_000);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (format!("{y:04}-{m:02}-{d:02}"), format!("{y:04}-{m:02}"))
+    let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+    (
+        t.format("%Y-%m-%d").to_string(),
+        t.format("%Y-%m").to_string(),
+    )
 }
 
 #[cfg(test)]
