@@ -9,7 +9,7 @@ mod common;
 
 use common::fake_http::{FakeHttp, Received};
 use common::lockgate;
-use common::server::{http, on_postgres, start_env};
+use common::server::{SERVER_CONFIG, http, on_postgres, start, start_env, token};
 use lockgate_testkit::TestRepo;
 use serde_json::{Value, json};
 
@@ -72,13 +72,17 @@ fn call(url: &str, headers: &[(&str, &str)], body: &Value) -> (u16, String, Stri
 }
 
 fn issue(r: &TestRepo, extra: &[&str]) -> String {
+    issue_for(r, "claude-code", extra)
+}
+
+fn issue_for(r: &TestRepo, agent: &str, extra: &[&str]) -> String {
     let mut args = vec![
         "token",
         "issue",
         "--key-file",
         ".git/gateway.key",
         "--agent",
-        "claude-code",
+        agent,
         "--project",
         "acme/api",
         "--ttl",
@@ -477,4 +481,160 @@ fn gateway_on_sqlite() {
 #[test]
 fn gateway_on_postgres() {
     on_postgres("gateway on PostgreSQL", gateway);
+}
+
+/// An agent whose spend spikes is frozen by the anomaly watch: its calls are refused
+/// (other agents' are not), the on-call webhook hears of it once, the hold shows in the
+/// API, a CI token cannot release it and a person can; spend from before the release
+/// does not count again, and a new spike freezes it again.
+fn spike_freeze(db: &str) {
+    let r = TestRepo::new();
+    let provider = upstream();
+    let oncall = FakeHttp::ok();
+    std::fs::write(r.path().join(".git/gateway.key"), [42u8; 32]).unwrap();
+    let config = r.path().join(".git/server.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{SERVER_CONFIG}
+[escalation]
+webhook = "{oncall}/page"
+
+[gateway]
+key_file = ".git/gateway.key"
+
+# 500 µ$ a minute is a spike for an agent with no history: three 200 µ$ calls.
+[gateway.anomaly]
+window = "1m"
+baseline = "1h"
+factor = 2
+floor = "0.0005"
+interval = "1s"
+
+[[gateway.upstream]]
+name = "fake"
+api = "openai"
+base_url = "{url}"
+models = ["cheap-*"]
+
+[[gateway.price]]
+model = "cheap-1"
+input_per_mtok = 1000000
+output_per_mtok = 2000000
+max_output_tokens = 1000
+"#,
+            url = provider.url,
+            oncall = oncall.url,
+        ),
+    )
+    .unwrap();
+    let person = token(&r, &config, db, "ada", "person");
+    let ci = token(&r, &config, db, "ci", "ci");
+    let server = start(&r, &config, db);
+    let base = server.url().to_string();
+    let chat = format!("{base}/v1/chat/completions");
+    let claude = format!("Bearer {}", issue(&r, &["--model", "cheap-*"]));
+    let codex = format!("Bearer {}", issue_for(&r, "codex", &["--model", "cheap-*"]));
+    let request = json!({"model": "cheap-1", "max_tokens": 100, "messages": []});
+    let spend = |bearer: &str, n: usize| {
+        for _ in 0..n {
+            let (status, _, body) = call(&chat, &[("Authorization", bearer)], &request);
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+
+    // Two calls stay under the floor; wait for a scan to pass them.
+    spend(&claude, 2);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert!(oncall.received().is_empty(), "no spike yet");
+    spend(&claude, 1);
+    let notices = oncall.wait_for(1, 20);
+    let notice = notices[0].json();
+    assert_eq!(notice["type"], "lockgate.agent_frozen");
+    assert_eq!(notice["agent"], "claude-code");
+    let reason = notice["reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.starts_with("spend spike: $0.0006") && reason.contains("in the last 1m"),
+        "{reason}"
+    );
+
+    // Frozen: refused in each API's shape before the upstream; other agents go on.
+    let upstream_calls = provider.received().len();
+    let (status, _, body) = call(&chat, &[("Authorization", &claude)], &request);
+    assert_eq!(status, 403, "{body}");
+    let err: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(err["error"]["type"], "agent_frozen");
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains(&reason),
+        "{body}"
+    );
+    let (status, _, body) = call(
+        &format!("{base}/v1/messages"),
+        &[("Authorization", &claude)],
+        &json!({"model": "claude-test", "max_tokens": 5, "messages": []}),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"]["type"],
+        "permission_error"
+    );
+    assert_eq!(provider.received().len(), upstream_calls);
+    spend(&codex, 1);
+
+    // The hold shows; one notice however many scans pass; counted in /metrics.
+    let (_, holds) = http("GET", &format!("{base}/api/v1/holds"), Some(&ci), None);
+    let holds = holds.as_array().unwrap().clone();
+    assert_eq!(holds.len(), 1, "{holds:?}");
+    assert_eq!(
+        (
+            &holds[0]["scope"],
+            &holds[0]["target"],
+            &holds[0]["placed_by"]
+        ),
+        (&json!("agent"), &json!("claude-code"), &json!("anomaly"))
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(oncall.received().len(), 1);
+    let (_, metrics) = http("GET", &format!("{base}/metrics"), None, None);
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("lockgate_gateway_freezes_total 1"),
+        "{metrics}"
+    );
+
+    // Only a person releases it.
+    let release = format!("{base}/api/v1/holds/release");
+    let id = json!({"id": holds[0]["id"]});
+    let (status, _) = http("POST", &release, Some(&ci), Some(id.clone()));
+    assert_eq!(status, 403);
+    let (status, body) = http("POST", &release, Some(&person), Some(id));
+    assert_eq!(status, 200, "{body}");
+
+    // Released: the spike before the release does not count again…
+    spend(&claude, 2);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(oncall.received().len(), 1);
+    // …but a new one does: frozen again under a new hold.
+    spend(&claude, 1);
+    let notices = oncall.wait_for(2, 20);
+    assert_ne!(notices[1].json()["hold_id"], notices[0].json()["hold_id"]);
+    let (status, _, _) = call(&chat, &[("Authorization", &claude)], &request);
+    assert_eq!(status, 403);
+    drop(server);
+}
+
+#[test]
+fn spike_freeze_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    spike_freeze(&format!(
+        "sqlite://{}",
+        dir.path().join("ledger.db").display()
+    ));
+}
+
+#[test]
+fn spike_freeze_on_postgres() {
+    on_postgres("spike freeze on PostgreSQL", spike_freeze);
 }

@@ -5,6 +5,7 @@
 //!
 //! Pure logic, no IO: the server crate wires it to HTTP and the database.
 
+pub mod anomaly;
 pub mod api;
 pub mod credential;
 pub mod price;

@@ -173,9 +173,17 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
 }
 
 async fn notify(state: &AppState, e: &EscalationRecord) -> Result<(), String> {
+    post_oncall(state, &notice_body(state, e)).await
+}
+
+/// POSTs a notice to the on-call webhook, signed when a secret is configured.
+pub(crate) async fn post_oncall(
+    state: &AppState,
+    notice: &serde_json::Value,
+) -> Result<(), String> {
     let config: &EscalationConfig = &state.config.escalation;
     let url = config.webhook.clone().ok_or("no webhook")?;
-    let body = serde_json::to_vec(&notice_body(state, e)).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(notice).map_err(|e| e.to_string())?;
     let signature = config
         .secret()
         .map_err(|e| e.to_string())?

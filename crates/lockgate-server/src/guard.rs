@@ -38,6 +38,7 @@ pub struct Metrics {
     pub gateway_refusals: AtomicU64,
     pub gateway_spend_micros: AtomicU64,
     pub gateway_fallbacks: AtomicU64,
+    pub gateway_freezes: AtomicU64,
 }
 
 impl Metrics {
@@ -89,6 +90,11 @@ impl Metrics {
             "lockgate_gateway_fallbacks_total",
             "Model calls answered by a fallback upstream after the route failed.",
             get(&self.gateway_fallbacks),
+        );
+        counter(
+            "lockgate_gateway_freezes_total",
+            "Agents frozen by this replica's anomaly watch (a spend spike).",
+            get(&self.gateway_freezes),
         );
         counter(
             "lockgate_approvals_logged_total",

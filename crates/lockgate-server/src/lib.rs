@@ -697,6 +697,7 @@ pub async fn serve(
     let state = Arc::new(AppState::new(store.clone(), config, registry));
     let scheduler = tokio::spawn(escalate::run(state.clone()));
     let sweeper = tokio::spawn(gateway::sweep_abandoned(state.clone()));
+    let watch = tokio::spawn(gateway::anomaly::watch(state.clone()));
     let publisher = tokio::spawn(publish::run(
         state.clone(),
         log_dir,
@@ -715,6 +716,7 @@ pub async fn serve(
     publisher.abort();
     scheduler.abort();
     sweeper.abort();
+    watch.abort();
     let _ = publisher.await;
     publish::flush(&state, &flush_dir).await;
     store.close().await;

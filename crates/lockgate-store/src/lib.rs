@@ -22,9 +22,11 @@ pub mod budgets;
 mod group_commit;
 mod records;
 pub mod scratch;
+pub mod spend;
 mod tokens;
 
 pub use budgets::{BudgetLine, BudgetState, CallRecord, Exhausted, NewReservation};
+pub use spend::{CallBlock, SpendBy, SpendRow};
 pub use tokens::{Role, TokenRecord};
 
 pub use records::*;
@@ -614,9 +616,28 @@ impl Store {
         id: &str,
         h: &NewHold,
     ) -> Result<HoldRecord, StoreError> {
+        self.insert_hold(id, h).await?;
+        self.hold(id).await
+    }
+
+    /// Places a hold under `id` unless one with that id exists: `Some` only for the
+    /// caller that placed it (so of several replicas racing, one sends the notice).
+    pub async fn place_hold_once(
+        &self,
+        id: &str,
+        h: &NewHold,
+    ) -> Result<Option<HoldRecord>, StoreError> {
+        if !self.insert_hold(id, h).await? {
+            return Ok(None);
+        }
+        self.hold(id).await.map(Some)
+    }
+
+    /// Inserts a hold unless its id exists; true when this call inserted it.
+    async fn insert_hold(&self, id: &str, h: &NewHold) -> Result<bool, StoreError> {
         h.validate()?;
         check_len("id", id, 1, MAX_NAME)?;
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO holds (id, scope, target, reason, placed_by, created_ms) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (id) DO NOTHING",
         )
@@ -627,8 +648,9 @@ impl Store {
         .bind(&h.placed_by)
         .bind(now_ms())
         .execute(&self.pool)
-        .await?;
-        self.hold(id).await
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
     }
 
     /// Releases a hold (a person does this). Releasing a released hold changes nothing.

@@ -639,3 +639,124 @@ fn abandoned_reservations_are_charged_in_full_and_credentials_revoke() {
         assert!(store.credential_revoked("c0ffee").await.unwrap());
     });
 }
+
+#[test]
+fn spend_is_summed_per_group_and_time_range_and_holds_block_an_agents_calls() {
+    on_both("spend and call blocks", |store| async move {
+        let lines = || vec![line("agent:x", "ever", 1_000_000)];
+        let made = |agent: &str, model: &str, amount: i64| {
+            let mut c = call(amount, lines());
+            c.agent = agent.into();
+            c.model = model.into();
+            c
+        };
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let a = store
+            .reserve(&made("claude-code", "m1", 300))
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .reserve(&made("claude-code", "m2", 50))
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .reserve(&made("codex", "m1", 70))
+            .await
+            .unwrap()
+            .unwrap();
+        // Settled calls count at their cost, open ones at their reservation.
+        store.settle(&a, 100).await.unwrap();
+        let end = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+            + 1;
+
+        let by_agent = store.spend_by(SpendBy::Agent, start).await.unwrap();
+        let summary: Vec<_> = by_agent
+            .iter()
+            .map(|r| (r.key.as_str(), r.calls, r.spent_micros, r.open_calls))
+            .collect();
+        assert_eq!(summary, [("claude-code", 2, 150, 1), ("codex", 1, 70, 1)]);
+        let by_model = store.spend_by(SpendBy::Model, start).await.unwrap();
+        assert_eq!(
+            by_model
+                .iter()
+                .map(|r| (r.key.as_str(), r.spent_micros))
+                .collect::<Vec<_>>(),
+            [("m1", 170), ("m2", 50)]
+        );
+        let by_project = store.spend_by(SpendBy::Project, start).await.unwrap();
+        assert_eq!(by_project[0].spent_micros, 220);
+        assert!(
+            store
+                .spend_by(SpendBy::Agent, end + 1)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        assert_eq!(
+            store.agent_spend("claude-code", start, end).await.unwrap(),
+            150
+        );
+        assert_eq!(
+            store
+                .agent_spend("claude-code", end, end + 10)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(store.agent_spend("nobody", start, end).await.unwrap(), 0);
+
+        // An agent hold blocks the agent's calls; a revocation blocks the credential's.
+        assert!(store.call_block("c0ffee", "codex").await.unwrap().is_none());
+        let hold = NewHold {
+            scope: HoldScope::Agent,
+            target: "codex".into(),
+            reason: "spend spike".into(),
+            placed_by: "anomaly".into(),
+        };
+        let placed = store.place_hold_once("freeze-1", &hold).await.unwrap();
+        assert!(placed.is_some());
+        // A second replica placing the same hold learns it was not the one.
+        assert!(
+            store
+                .place_hold_once("freeze-1", &hold)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        match store.call_block("c0ffee", "codex").await.unwrap() {
+            Some(CallBlock::Frozen(h)) => assert_eq!(h.id, "freeze-1"),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            store
+                .call_block("c0ffee", "claude-code")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(store.agent_last_released_ms("codex").await.unwrap(), None);
+        store.release_hold("freeze-1", "ada").await.unwrap();
+        assert!(store.call_block("c0ffee", "codex").await.unwrap().is_none());
+        assert!(
+            store
+                .agent_last_released_ms("codex")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        store.revoke_credential("c0ffee", "ada").await.unwrap();
+        assert!(matches!(
+            store.call_block("c0ffee", "codex").await.unwrap(),
+            Some(CallBlock::Revoked)
+        ));
+    });
+}

@@ -3,6 +3,7 @@
 //! ([`GatewayConfig::load`]) from files or variables and are never logged.
 
 use crate::config::ConfigError;
+use lockgate_gateway::anomaly::SpikeRule;
 use lockgate_gateway::price::{Micros, ModelPrice, PriceTable, parse_usd};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -30,6 +31,9 @@ pub struct GatewayConfig {
     /// connection) is charged its whole reservation.
     #[serde(default = "default_abandon_after")]
     pub abandon_after: String,
+    /// The spend-spike watch that freezes an agent.
+    #[serde(default)]
+    pub anomaly: AnomalyConfig,
 }
 
 fn default_abandon_after() -> String {
@@ -46,7 +50,107 @@ impl Default for GatewayConfig {
             prices: Vec::new(),
             routes: Vec::new(),
             abandon_after: default_abandon_after(),
+            anomaly: AnomalyConfig::default(),
         }
+    }
+}
+
+/// `[gateway.anomaly]`: an agent whose spend over `window` exceeds `factor` times its
+/// usual rate (its average over `baseline` before the window), and more than `floor`
+/// dollars, is frozen (an agent hold) until a person releases it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnomalyConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default = "default_window")]
+    pub window: String,
+    #[serde(default = "default_baseline")]
+    pub baseline: String,
+    #[serde(default = "default_factor")]
+    pub factor: f64,
+    /// US dollars per window.
+    #[serde(default = "default_floor")]
+    pub floor: String,
+    /// How often the watch looks.
+    #[serde(default = "default_watch_interval")]
+    pub interval: String,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_window() -> String {
+    "10m".into()
+}
+fn default_baseline() -> String {
+    "24h".into()
+}
+fn default_factor() -> f64 {
+    10.0
+}
+fn default_floor() -> String {
+    "2".into()
+}
+fn default_watch_interval() -> String {
+    "30s".into()
+}
+
+impl Default for AnomalyConfig {
+    fn default() -> Self {
+        AnomalyConfig {
+            enabled: true,
+            window: default_window(),
+            baseline: default_baseline(),
+            factor: default_factor(),
+            floor: default_floor(),
+            interval: default_watch_interval(),
+        }
+    }
+}
+
+/// The anomaly watch as loaded.
+#[derive(Debug, Clone, Copy)]
+pub struct Anomaly {
+    pub rule: SpikeRule,
+    pub interval: std::time::Duration,
+}
+
+impl AnomalyConfig {
+    fn load(&self) -> Result<Option<Anomaly>, String> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let duration = |field: &str, text: &str| {
+            humantime::parse_duration(text)
+                .ok()
+                .filter(|d| *d >= std::time::Duration::from_secs(1))
+                .ok_or_else(|| {
+                    format!("anomaly.{field} {text:?}: write e.g. \"10m\" (at least 1s)")
+                })
+        };
+        let window = duration("window", &self.window)?;
+        let baseline = duration("baseline", &self.baseline)?;
+        let interval = duration("interval", &self.interval)?;
+        if baseline < window {
+            return Err("anomaly.baseline must be at least as long as anomaly.window".into());
+        }
+        if !(self.factor.is_finite() && self.factor >= 1.0) {
+            return Err(format!(
+                "anomaly.factor {}: must be at least 1",
+                self.factor
+            ));
+        }
+        let floor = parse_usd(&self.floor).map_err(|e| format!("anomaly.floor: {e}"))?;
+        Ok(Some(Anomaly {
+            rule: SpikeRule {
+                window,
+                baseline,
+                factor: self.factor,
+                floor,
+            },
+            interval,
+        }))
     }
 }
 
@@ -133,6 +237,8 @@ pub struct Loaded {
     pub upstreams: Vec<Upstream>,
     pub routes: Vec<RouteConfig>,
     pub abandon_after: std::time::Duration,
+    /// `None` when `[gateway.anomaly] enabled = false`.
+    pub anomaly: Option<Anomaly>,
 }
 
 impl std::fmt::Debug for Loaded {
@@ -227,6 +333,7 @@ impl GatewayConfig {
                 .lookup(&route.model)
                 .map_err(|e| err(format!("route for {:?}: {e}", route.task_class)))?;
         }
+        let anomaly = self.anomaly.load().map_err(err)?;
         let mut upstreams = Vec::new();
         for u in &self.upstreams {
             if !(u.base_url.starts_with("https://") || u.base_url.starts_with("http://")) {
@@ -281,6 +388,58 @@ impl GatewayConfig {
             upstreams,
             routes: self.routes.clone(),
             abandon_after,
+            anomaly,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GatewayConfig;
+
+    /// The error `[gateway]` with `extra` fails with (a key file is given).
+    fn load_error(extra: &str) -> String {
+        let key = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(key.path(), [7u8; 32]).unwrap();
+        let text = format!("key_file = {:?}\n{extra}", key.path());
+        let config: GatewayConfig = toml::from_str(&text).unwrap();
+        config.load().unwrap_err().0
+    }
+
+    #[test]
+    fn the_defaults_load_with_the_anomaly_watch_on() {
+        let key = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(key.path(), [7u8; 32]).unwrap();
+        let config: GatewayConfig =
+            toml::from_str(&format!("key_file = {:?}", key.path())).unwrap();
+        let loaded = config.load().unwrap().unwrap();
+        let anomaly = loaded.anomaly.unwrap();
+        assert_eq!(anomaly.rule.window.as_secs(), 600);
+        assert_eq!(anomaly.rule.floor, 2_000_000);
+        let off: GatewayConfig = toml::from_str(&format!(
+            "key_file = {:?}\n[anomaly]\nenabled = false",
+            key.path()
+        ))
+        .unwrap();
+        assert!(off.load().unwrap().unwrap().anomaly.is_none());
+    }
+
+    #[test]
+    fn bad_settings_are_refused_at_start_with_their_name() {
+        for (extra, expected) in [
+            ("[anomaly]\nwindow = \"soon\"", "anomaly.window"),
+            (
+                "[anomaly]\nwindow = \"2h\"\nbaseline = \"1h\"",
+                "anomaly.baseline",
+            ),
+            ("[anomaly]\nfactor = 0.5", "anomaly.factor"),
+            ("[anomaly]\nfloor = \"-1\"", "anomaly.floor"),
+            ("[anomaly]\ninterval = \"0s\"", "anomaly.interval"),
+            ("abandon_after = \"0s\"", "abandon_after"),
+            ("[budget]\nagent_daily = \"lots\"", "budget.agent_daily"),
+        ] {
+            let error = load_error(extra);
+            assert!(error.contains(expected), "{extra}: {error}");
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! Refusals come in the shape of the API called (OpenAI `{"error":{…}}`, Anthropic
 //! `{"type":"error","error":{…}}`), so agents' SDKs surface them as they are.
 
+pub mod anomaly;
 pub mod config;
 
 use crate::AppState;
@@ -20,7 +21,7 @@ use futures_util::StreamExt;
 use lockgate_gateway::api::{Api, RequestFacts, StreamUsage, usage_from_response};
 use lockgate_gateway::credential::{Credential, Scope, name_matches};
 use lockgate_gateway::price::{Micros, Usage, format_usd};
-use lockgate_store::{BudgetLine, NewReservation};
+use lockgate_store::{BudgetLine, CallBlock, NewReservation};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -472,15 +473,25 @@ async fn authenticate(state: &AppState, g: &Loaded, headers: &HeaderMap) -> Resu
     let scope = credential
         .verify(&g.key, crate::now_ms())
         .map_err(|e| unauthorized(e.to_string()))?;
-    let revoked = state
+    match state
         .store
-        .credential_revoked(&scope.id)
+        .call_block(&scope.id, &scope.agent)
         .await
-        .map_err(|_| unavailable())?;
-    if revoked {
-        return Err(unauthorized(format!("credential {} was revoked", scope.id)));
+        .map_err(|_| unavailable())?
+    {
+        None => Ok(scope),
+        Some(CallBlock::Revoked) => {
+            Err(unauthorized(format!("credential {} was revoked", scope.id)))
+        }
+        Some(CallBlock::Frozen(hold)) => Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "agent_frozen",
+            format!(
+                "agent {} is frozen: {} (hold {}, placed by {}). A person releases it in the web UI or with POST /api/v1/holds/release.",
+                scope.agent, hold.reason, hold.id, hold.placed_by
+            ),
+        )),
     }
-    Ok(scope)
 }
 
 /// Reserves `amount` on the agent's and project's day and month and on each spending
