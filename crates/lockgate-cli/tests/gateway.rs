@@ -622,6 +622,77 @@ max_output_tokens = 1000
     assert_ne!(notices[1].json()["hold_id"], notices[0].json()["hold_id"]);
     let (status, _, _) = call(&chat, &[("Authorization", &claude)], &request);
     assert_eq!(status, 403);
+
+    // Spend per agent, project and model: from the ledger through the API, from this
+    // replica's settlements in /metrics, and on the UI's spend page with the freeze.
+    let (status, by_agent) = http(
+        "GET",
+        &format!("{base}/api/v1/gateway/spend?by=agent&since=1h"),
+        Some(&ci),
+        None,
+    );
+    assert_eq!(status, 200, "{by_agent}");
+    let rows: Vec<_> = by_agent["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap(),
+                r["calls"].as_i64().unwrap(),
+                r["spent_micros"].as_i64().unwrap(),
+                r["spent_usd"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("claude-code", 6, 1200, "$0.0012"),
+            ("codex", 1, 200, "$0.0002")
+        ]
+    );
+    let (_, by_model) = http(
+        "GET",
+        &format!("{base}/api/v1/gateway/spend?by=model"),
+        Some(&ci),
+        None,
+    );
+    assert_eq!(by_model["rows"][0]["key"], "cheap-1");
+    assert_eq!(by_model["rows"][0]["spent_micros"], 1400);
+    let (status, _) = http(
+        "GET",
+        &format!("{base}/api/v1/gateway/spend?by=mood"),
+        Some(&ci),
+        None,
+    );
+    assert_eq!(status, 422);
+    let (status, _) = http("GET", &format!("{base}/api/v1/gateway/spend"), None, None);
+    assert_eq!(status, 401);
+    let (_, metrics) = http("GET", &format!("{base}/metrics"), None, None);
+    let metrics = metrics.as_str().unwrap();
+    for series in [
+        r#"lockgate_gateway_cost_micros_total{agent="claude-code",project="acme/api",model="cheap-1"} 1200"#,
+        r#"lockgate_gateway_calls_total{agent="codex",project="acme/api",model="cheap-1"} 1"#,
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut page = agent
+        .get(&format!("{base}/ui/spend?since=1h"))
+        .header("Cookie", &format!("lockgate_session={person}"))
+        .call()
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.body_mut().read_to_string().unwrap();
+    assert!(html.contains("Model spend, last 1h"), "{html}");
+    assert!(html.contains("<td>claude-code</td>"), "{html}");
+    assert!(html.contains("$0.0012"), "{html}");
+    assert!(html.contains("spend spike"), "the freeze shows: {html}");
+    assert!(html.contains(r#"action="/ui/holds/release""#), "{html}");
     drop(server);
 }
 

@@ -179,6 +179,10 @@ fn approval_flow(db: &str) {
         "/api/v1/holds",
         "/api/v1/holds/release",
         "/api/v1/transcripts",
+        "/api/v1/gateway/spend",
+        "/v1/chat/completions",
+        "/v1/responses",
+        "/v1/messages",
     ] {
         assert!(
             spec["paths"].get(path).is_some(),

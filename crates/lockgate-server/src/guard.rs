@@ -39,6 +39,69 @@ pub struct Metrics {
     pub gateway_spend_micros: AtomicU64,
     pub gateway_fallbacks: AtomicU64,
     pub gateway_freezes: AtomicU64,
+    /// Calls and money settled by this replica per agent, project and model.
+    pub gateway_spend: SpendSeries,
+}
+
+/// The most label sets [`SpendSeries`] tracks; calls beyond them count under `other`.
+pub const MAX_SPEND_SERIES: usize = 1000;
+
+/// Agent, project and model.
+type SpendLabels = (String, String, String);
+
+/// Per-agent, per-project, per-model counters of settled calls (calls, micro-dollars),
+/// bounded in size.
+#[derive(Default)]
+pub struct SpendSeries {
+    series: Mutex<std::collections::BTreeMap<SpendLabels, (u64, u64)>>,
+}
+
+impl SpendSeries {
+    /// Counts one settled call costing `micros`.
+    pub fn record(&self, agent: &str, project: &str, model: &str, micros: u64) {
+        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let mut key = (agent.to_string(), project.to_string(), model.to_string());
+        if !series.contains_key(&key) && series.len() >= MAX_SPEND_SERIES {
+            key = ("other".into(), "other".into(), "other".into());
+        }
+        let entry = series.entry(key).or_default();
+        entry.0 += 1;
+        entry.1 += micros;
+    }
+
+    fn render(&self, out: &mut String) {
+        let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, help, pick) in [
+            (
+                "lockgate_gateway_calls_total",
+                "Model calls settled by this replica, per agent, project and model.",
+                0,
+            ),
+            (
+                "lockgate_gateway_cost_micros_total",
+                "Money settled for model calls by this replica, micro-dollars, per agent, project and model.",
+                1,
+            ),
+        ] {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+            for ((agent, project, model), (calls, micros)) in series.iter() {
+                let value = if pick == 0 { calls } else { micros };
+                out.push_str(&format!(
+                    "{name}{{agent=\"{}\",project=\"{}\",model=\"{}\"}} {value}\n",
+                    label(agent),
+                    label(project),
+                    label(model)
+                ));
+            }
+        }
+    }
+}
+
+/// A Prometheus label value, escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 impl Metrics {
@@ -126,6 +189,7 @@ impl Metrics {
             "Failed appends to the transparency log (retried).",
             get(&self.log_failures),
         );
+        self.gateway_spend.render(&mut out);
         if let Some(c) = counts {
             out.push_str("# HELP lockgate_ledger_rows Rows in the ledger.\n# TYPE lockgate_ledger_rows gauge\n");
             for (table, n) in [
@@ -209,6 +273,29 @@ mod tests {
         f.record("10.0.0.1");
         assert!(f.blocked("10.0.0.1"));
         assert!(!f.blocked("10.0.0.2"));
+    }
+
+    #[test]
+    fn spend_series_are_labelled_escaped_and_bounded() {
+        let m = Metrics::default();
+        m.gateway_spend.record("claude-code", "acme/api", "m1", 200);
+        m.gateway_spend.record("claude-code", "acme/api", "m1", 100);
+        m.gateway_spend.record("a\"b", "p\\q", "line\nbreak", 1);
+        for i in 0..MAX_SPEND_SERIES + 5 {
+            m.gateway_spend.record(&format!("bot-{i}"), "p", "m", 1);
+        }
+        let text = m.render(None, None);
+        assert!(text.contains(
+            "lockgate_gateway_cost_micros_total{agent=\"claude-code\",project=\"acme/api\",model=\"m1\"} 300\n"
+        ));
+        assert!(text.contains(
+            "lockgate_gateway_calls_total{agent=\"claude-code\",project=\"acme/api\",model=\"m1\"} 2\n"
+        ));
+        assert!(text.contains(r#"{agent="a\"b",project="p\\q",model="line\nbreak"} 1"#));
+        // 1,000 series in all, the rest counted under "other".
+        assert!(text.contains(
+            "lockgate_gateway_calls_total{agent=\"other\",project=\"other\",model=\"other\"} 7\n"
+        ));
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! | `GET /api/v1/change?repo=&change=` | any token | decision history, approvals at the latest head, status |
 //! | `GET /api/v1/commit?repo=&sha=` | any token | decisions made for a head commit |
 //! | `GET /api/v1/holds`, `POST /api/v1/holds` | any / admin | active merge holds; place one (global, repo, agent, change) |
-//! | `POST /api/v1/holds/release` | person, admin | a person releases a hold |
+//! | `POST /api/v1/holds/release` | person, admin | a person releases a hold (an agent hold is also an incident freeze of its model calls) |
+//! | `GET /api/v1/gateway/spend?by=&since=` | any token | model spend per agent, project or model over a period |
+//! | `POST /v1/chat/completions`, `/v1/responses`, `/v1/messages` | agent credential | the LLM gateway (`gateway`) |
 //! | `GET /api/v1/openapi.json` | anyone | this API as OpenAPI 3.1 |
 //! | `GET /healthz`, `GET /readyz` | anyone | liveness; readiness (the database answers) |
 //! | `GET /metrics` | anyone | Prometheus text: requests, decisions, approvals, refusals, auth failures, ledger rows, pending |
@@ -109,6 +111,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/slack/interactions", post(slack::interactions))
         .route("/api/v1/github/webhook", post(github::webhook))
+        .route("/api/v1/gateway/spend", get(gateway::spend::api))
         .route("/v1/chat/completions", post(gateway::chat_completions))
         .route("/v1/responses", post(gateway::responses))
         .route("/v1/messages", post(gateway::messages))

@@ -10,6 +10,7 @@
 
 pub mod anomaly;
 pub mod config;
+pub mod spend;
 
 use crate::AppState;
 use axum::body::{Body, Bytes};
@@ -261,6 +262,8 @@ async fn admit_and_call(
         state: state.clone(),
         reservation,
         worst,
+        agent: scope.agent.clone(),
+        project: scope.project.clone(),
         model: facts.model.clone(),
         route: None,
     };
@@ -420,6 +423,8 @@ struct Settlement {
     state: Arc<AppState>,
     reservation: String,
     worst: Micros,
+    agent: String,
+    project: String,
     model: String,
     /// The upstream that answered, and the model asked for when a route changed it:
     /// recorded with the settlement (no extra write per call).
@@ -452,10 +457,14 @@ impl Settlement {
             // The reservation stays open and is charged in full by the abandoned-call sweep.
             tracing::warn!(error = %e, reservation = %self.reservation, "settling a model call");
         }
-        self.state
-            .metrics
+        let metrics = &self.state.metrics;
+        let cost = cost.max(0) as u64;
+        metrics
             .gateway_spend_micros
-            .fetch_add(cost.max(0) as u64, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(cost, std::sync::atomic::Ordering::Relaxed);
+        metrics
+            .gateway_spend
+            .record(&self.agent, &self.project, &self.model, cost);
     }
 }
 

@@ -53,6 +53,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/ui/transcript", get(transcript))
         .route("/ui/approve", post(approve))
         .route("/ui/holds/release", post(release_hold))
+        .route("/ui/spend", get(spend))
         .layer(axum::middleware::from_fn(security_headers))
 }
 
@@ -281,6 +282,44 @@ async fn queue(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respon
     };
     match loaded.await {
         Ok((pending, holds)) => page(pages::queue(&viewer, &pending, &holds)),
+        Err(e) => api_error_page(Some(&viewer), e),
+    }
+}
+
+/// Model spend per agent, project and model over a period, and the agents frozen now.
+async fn spend(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<crate::gateway::spend::SpendQuery>,
+) -> Response {
+    use crate::gateway::spend;
+    let s = match session(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let csrf = s.csrf();
+    let viewer = s.viewer(&csrf);
+    let loaded = async {
+        let (_, _, period) = spend::parse(&q)?;
+        let mut views = Vec::new();
+        for (by, name) in [
+            (lockgate_store::SpendBy::Agent, "agent"),
+            (lockgate_store::SpendBy::Project, "project"),
+            (lockgate_store::SpendBy::Model, "model"),
+        ] {
+            views.push(spend::load(&state, by, name, period).await?);
+        }
+        let frozen: Vec<HoldRecord> = state
+            .store
+            .active_holds()
+            .await?
+            .into_iter()
+            .filter(|h| h.scope == HoldScope::Agent)
+            .collect();
+        Ok::<_, ApiError>((period, views, frozen))
+    };
+    match loaded.await {
+        Ok((period, views, frozen)) => page(pages::spend(&viewer, period, &views, &frozen)),
         Err(e) => api_error_page(Some(&viewer), e),
     }
 }

@@ -66,6 +66,7 @@ pub fn layout(title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup {
                     @if let Some(v) = viewer {
                         nav {
                             a href="/ui" { "Pending" }
+                            a href="/ui/spend" { "Spend" }
                             span.who { "signed in as " strong { (v.subject) } }
                             form.inline method="post" action="/ui/logout" {
                                 input type="hidden" name="csrf" value=(v.csrf);
@@ -178,6 +179,46 @@ pub fn queue(viewer: &Viewer, pending: &[DecisionRecord], holds: &[HoldRecord]) 
             }
             h2 { "Merge holds" }
             (holds_table(viewer, holds, "/ui"))
+        },
+    )
+}
+
+/// Model spend per agent, project and model; the agents frozen now (agent holds).
+pub fn spend(
+    viewer: &Viewer,
+    period: std::time::Duration,
+    views: &[crate::gateway::spend::SpendView],
+    frozen: &[HoldRecord],
+) -> Markup {
+    let period = humantime::format_duration(period).to_string();
+    layout(
+        "Model spend",
+        Some(viewer),
+        html! {
+            h1 { "Model spend, last " (period) }
+            p.muted { "Settled calls at their cost, calls in flight at their reservation, from every replica." }
+            h2 { "Frozen agents" }
+            (holds_table(viewer, frozen, "/ui/spend"))
+            @for v in views {
+                h2 { "By " (v.by) }
+                @if v.rows.is_empty() {
+                    p.muted { "No model calls in this period." }
+                } @else {
+                    table id=(format!("spend-{}", v.by)) {
+                        thead { tr { th { (v.by) } th { "Calls" } th { "In flight" } th { "Spent" } } }
+                        tbody {
+                            @for r in &v.rows {
+                                tr {
+                                    td { (r.key) }
+                                    td.num { (r.calls) }
+                                    td.num { (r.open_calls) }
+                                    td.num { (r.spent_usd) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         },
     )
 }
@@ -494,6 +535,7 @@ li.approval { color: #7a4f01; }
 .muted { color: #6a737d; }
 .notice { background: #ddf4ff; padding: .5rem .75rem; border-radius: .3rem; }
 form.inline { display: inline; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
 textarea { display: block; width: 100%; max-width: 40rem; margin: .25rem 0 .5rem; }
 button { font: inherit; padding: .3rem .8rem; margin-right: .4rem; cursor: pointer; }
 .step { margin-bottom: .6rem; }
