@@ -38,6 +38,14 @@ fn upstream() -> FakeHttp {
                 std::thread::sleep(std::time::Duration::from_secs(3));
                 (200, "application/json", CHAT_ANSWER.into())
             }
+            (_, Some("big-1")) => (
+                200,
+                "application/json",
+                CHAT_ANSWER.replace(
+                    r#""content":"4""#,
+                    &format!(r#""content":"{}""#, "4".repeat(2000)),
+                ),
+            ),
             ("/v1/chat/completions", _) => (200, "application/json", CHAT_ANSWER.into()),
             ("/v1/messages", _) => (200, "text/event-stream", MESSAGES_STREAM.into()),
             _ => (404, "text/plain", "no such path".into()),
@@ -71,11 +79,46 @@ fn call(url: &str, headers: &[(&str, &str)], body: &Value) -> (u16, String, Stri
     )
 }
 
+/// POSTs a raw body; status, the `x-lockgate-cache` header, content type and body.
+fn call_raw(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Option<String>, String, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut request = agent.post(url).header("Content-Type", "application/json");
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let mut response = request.send(body.as_bytes()).unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (cache, content_type) = (header("x-lockgate-cache"), header("content-type"));
+    (
+        response.status().as_u16(),
+        cache,
+        content_type.unwrap_or_default(),
+        response.body_mut().read_to_string().unwrap(),
+    )
+}
+
 fn issue(r: &TestRepo, extra: &[&str]) -> String {
     issue_for(r, "claude-code", extra)
 }
 
 fn issue_for(r: &TestRepo, agent: &str, extra: &[&str]) -> String {
+    issue_in(r, agent, "acme/api", extra)
+}
+
+fn issue_in(r: &TestRepo, agent: &str, project: &str, extra: &[&str]) -> String {
     let mut args = vec![
         "token",
         "issue",
@@ -84,7 +127,7 @@ fn issue_for(r: &TestRepo, agent: &str, extra: &[&str]) -> String {
         "--agent",
         agent,
         "--project",
-        "acme/api",
+        project,
         "--ttl",
         "1h",
     ];
@@ -708,4 +751,179 @@ fn spike_freeze_on_sqlite() {
 #[test]
 fn spike_freeze_on_postgres() {
     on_postgres("spike freeze on PostgreSQL", spike_freeze);
+}
+
+/// The response cache: a deterministic request is answered once by the upstream and
+/// then from the cache (whatever its key order or spacing), streams replayed as the same
+/// stream; nothing is charged for a hit; sampling requests, bypassed requests, other
+/// projects, failed answers, oversized answers and expired entries go to the upstream;
+/// a revoked credential gets no cached answer. The cache is in memory, so one backend.
+#[test]
+fn response_cache() {
+    let r = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    let provider = upstream();
+    std::fs::write(r.path().join(".git/gateway.key"), [42u8; 32]).unwrap();
+    let config = r.path().join(".git/server.toml");
+    let price = |model: &str| {
+        format!(
+            "[[gateway.price]]\nmodel = \"{model}\"\ninput_per_mtok = 1000000\noutput_per_mtok = 2000000\nmax_output_tokens = 1000\n"
+        )
+    };
+    std::fs::write(
+        &config,
+        format!(
+            r#"{SERVER_CONFIG}
+[gateway]
+key_file = ".git/gateway.key"
+
+[gateway.cache]
+ttl = "2s"
+max_entry_kib = 1
+
+[[gateway.upstream]]
+name = "openai"
+api = "openai"
+base_url = "{url}"
+models = ["cheap-*", "big-*", "fail-*"]
+
+[[gateway.upstream]]
+name = "anthropic"
+api = "anthropic"
+base_url = "{url}"
+models = ["claude-*"]
+
+{prices}"#,
+            url = provider.url,
+            prices = ["cheap-1", "big-1", "fail-1", "claude-test"]
+                .map(price)
+                .join("\n"),
+        ),
+    )
+    .unwrap();
+    let server = start(&r, &config, &db);
+    let base = server.url().to_string();
+    let chat = format!("{base}/v1/chat/completions");
+    let messages = format!("{base}/v1/messages");
+    let models = [
+        "--model", "cheap-*", "--model", "big-1", "--model", "fail-1", "--model", "claude-*",
+    ];
+    let credential = issue(&r, &models);
+    let bearer = format!("Bearer {credential}");
+    let other_project = format!(
+        "Bearer {}",
+        issue_in(&r, "claude-code", "acme/web", &models)
+    );
+    let auth = [("Authorization", bearer.as_str())];
+    let upstream_calls = || provider.received().len();
+
+    // Miss, then hit — the same request written differently.
+    let request = r#"{"model":"cheap-1","temperature":0,"max_tokens":10,"messages":[{"role":"user","content":"2+2?"}]}"#;
+    let respaced = r#"{ "messages": [ { "content": "2+2?", "role": "user" } ], "max_tokens": 10, "temperature": 0.0, "model": "cheap-1" }"#;
+    let (status, cache, ct, body) = call_raw(&chat, &auth, request);
+    assert_eq!(
+        (status, cache.as_deref(), body.as_str()),
+        (200, Some("miss"), CHAT_ANSWER)
+    );
+    assert_eq!(upstream_calls(), 1);
+    settled(&db, 200);
+    let (status, cache, ct2, body) = call_raw(&chat, &auth, respaced);
+    assert_eq!(
+        (status, cache.as_deref(), body.as_str()),
+        (200, Some("hit"), CHAT_ANSWER)
+    );
+    assert_eq!(ct2, ct);
+    assert_eq!(upstream_calls(), 1, "answered from the cache");
+    settled(&db, 200);
+
+    // Sampling requests are never cached; a bypass skips the cache; another project has
+    // its own entries.
+    let sampled = r#"{"model":"cheap-1","max_tokens":10,"messages":[]}"#;
+    for _ in 0..2 {
+        let (status, cache, _, _) = call_raw(&chat, &auth, sampled);
+        assert_eq!((status, cache), (200, None));
+    }
+    assert_eq!(upstream_calls(), 3);
+    let (_, cache, _, _) = call_raw(&chat, &[auth[0], ("X-Lockgate-Cache", "bypass")], request);
+    assert_eq!(cache.as_deref(), Some("bypass"));
+    assert_eq!(upstream_calls(), 4);
+    let (_, cache, _, _) = call_raw(&chat, &[("Authorization", &other_project)], request);
+    assert_eq!(cache.as_deref(), Some("miss"));
+    assert_eq!(upstream_calls(), 5);
+
+    // A stream is kept once it ended and replayed as the same stream.
+    let streamed = r#"{"model":"claude-test","temperature":0,"max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let (status, cache, ct, body) = call_raw(&messages, &[("x-api-key", &credential)], streamed);
+    assert_eq!(
+        (status, cache.as_deref(), ct.as_str()),
+        (200, Some("miss"), "text/event-stream")
+    );
+    assert_eq!(body, MESSAGES_STREAM);
+    let (status, cache, ct, body) = call_raw(&messages, &[("x-api-key", &credential)], streamed);
+    assert_eq!(
+        (status, cache.as_deref(), ct.as_str()),
+        (200, Some("hit"), "text/event-stream")
+    );
+    assert_eq!(body, MESSAGES_STREAM);
+    assert_eq!(upstream_calls(), 6);
+
+    // Failed and oversized answers are not kept.
+    let failing = r#"{"model":"fail-1","temperature":0,"max_tokens":10,"messages":[]}"#;
+    let big = r#"{"model":"big-1","temperature":0,"max_tokens":10,"messages":[]}"#;
+    for _ in 0..2 {
+        assert_eq!(call_raw(&chat, &auth, failing).0, 500);
+        let (status, cache, _, body) = call_raw(&chat, &auth, big);
+        assert_eq!((status, cache.as_deref()), (200, Some("miss")));
+        assert!(body.len() > 1024);
+    }
+    assert_eq!(upstream_calls(), 10);
+
+    // Counted: 2 hits and 7 misses so far.
+    let (_, metrics) = http("GET", &format!("{base}/metrics"), None, None);
+    let metrics = metrics.as_str().unwrap();
+    for line in [
+        "lockgate_gateway_cache_hits_total 2\n",
+        "lockgate_gateway_cache_misses_total 7\n",
+        "lockgate_gateway_cache_hit_ratio 0.2222",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+
+    // Entries expire after the TTL.
+    std::thread::sleep(std::time::Duration::from_millis(2300));
+    let (_, cache, _, _) = call_raw(&chat, &auth, request);
+    assert_eq!(cache.as_deref(), Some("miss"));
+    assert_eq!(upstream_calls(), 11);
+
+    // Revoked: no answer, cached or not.
+    std::fs::write(r.path().join(".git/cred"), &credential).unwrap();
+    let run = lockgate(
+        &r,
+        &[
+            "token",
+            "inspect",
+            "--format",
+            "json",
+            "--credential-file",
+            ".git/cred",
+        ],
+    );
+    let scope: Value = serde_json::from_str(&run.stdout).unwrap();
+    let run = lockgate(
+        &r,
+        &[
+            "token",
+            "revoke",
+            scope["id"].as_str().unwrap(),
+            "--by",
+            "ada",
+            "--database-url",
+            &db,
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (status, _, _, _) = call_raw(&chat, &auth, request);
+    assert_eq!(status, 401);
+    drop(server);
 }

@@ -74,7 +74,12 @@ mod tests {
     fn the_threshold_never_falls_below_the_floor_or_overflows() {
         let r = rule();
         assert_eq!(r.threshold(-5), r.floor);
-        assert_eq!(r.threshold(Micros::MAX), Micros::MAX);
+        assert_eq!(
+            r.threshold(Micros::MAX),
+            (Micros::MAX as f64 / 144.0 * 5.0) as Micros
+        );
+        let huge = SpikeRule { factor: 1e9, ..r };
+        assert_eq!(huge.threshold(Micros::MAX), Micros::MAX);
         let odd = SpikeRule {
             window: Duration::from_secs(86_400 * 2),
             ..r

@@ -51,6 +51,9 @@ pub struct RequestFacts {
     pub max_output_tokens: Option<u64>,
     /// For Chat Completions streams: whether the request asked for the usage chunk.
     pub stream_usage: bool,
+    /// Whether the request asks for a deterministic answer (`temperature` 0, one
+    /// choice): the only requests the response cache serves by default.
+    pub deterministic: bool,
 }
 
 /// A request the gateway cannot budget.
@@ -97,11 +100,14 @@ impl RequestFacts {
             .and_then(|o| o.get("include_usage"))
             .and_then(Value::as_bool)
             .unwrap_or(false);
+        let deterministic = obj.get("temperature").and_then(Value::as_f64) == Some(0.0)
+            && obj.get("n").is_none_or(|n| n.as_u64() == Some(1));
         Ok(RequestFacts {
             model,
             stream,
             max_output_tokens,
             stream_usage,
+            deterministic,
         })
     }
 }
@@ -265,8 +271,22 @@ mod tests {
                 stream: true,
                 max_output_tokens: Some(200),
                 stream_usage: true,
+                deterministic: false,
             }
         );
+        let greedy = |body: &str| {
+            RequestFacts::parse(Api::Messages, body.as_bytes())
+                .unwrap()
+                .deterministic
+        };
+        assert!(greedy(r#"{"model":"m","temperature":0}"#));
+        assert!(greedy(r#"{"model":"m","temperature":0.0,"n":1}"#));
+        assert!(
+            !greedy(r#"{"model":"m"}"#),
+            "the default temperature samples"
+        );
+        assert!(!greedy(r#"{"model":"m","temperature":0.2}"#));
+        assert!(!greedy(r#"{"model":"m","temperature":0,"n":3}"#));
         let responses = br#"{"model":"gpt-4.1","input":"hi","max_output_tokens":50}"#;
         let f = RequestFacts::parse(Api::Responses, responses).unwrap();
         assert_eq!((f.max_output_tokens, f.stream), (Some(50), false));

@@ -7,5 +7,6 @@
 
 pub mod anomaly;
 pub mod api;
+pub mod cache;
 pub mod credential;
 pub mod price;

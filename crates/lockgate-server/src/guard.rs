@@ -39,6 +39,8 @@ pub struct Metrics {
     pub gateway_spend_micros: AtomicU64,
     pub gateway_fallbacks: AtomicU64,
     pub gateway_freezes: AtomicU64,
+    pub gateway_cache_hits: AtomicU64,
+    pub gateway_cache_misses: AtomicU64,
     /// Calls and money settled by this replica per agent, project and model.
     pub gateway_spend: SpendSeries,
 }
@@ -189,6 +191,28 @@ impl Metrics {
             "Failed appends to the transparency log (retried).",
             get(&self.log_failures),
         );
+        counter(
+            "lockgate_gateway_cache_hits_total",
+            "Deterministic model calls answered from this replica's response cache.",
+            get(&self.gateway_cache_hits),
+        );
+        counter(
+            "lockgate_gateway_cache_misses_total",
+            "Deterministic model calls the response cache could not answer.",
+            get(&self.gateway_cache_misses),
+        );
+        let (hits, misses) = (
+            get(&self.gateway_cache_hits),
+            get(&self.gateway_cache_misses),
+        );
+        let ratio = if hits + misses == 0 {
+            0.0
+        } else {
+            hits as f64 / (hits + misses) as f64
+        };
+        out.push_str(&format!(
+            "# HELP lockgate_gateway_cache_hit_ratio Hits over lookups of this replica's response cache.\n# TYPE lockgate_gateway_cache_hit_ratio gauge\nlockgate_gateway_cache_hit_ratio {ratio}\n"
+        ));
         self.gateway_spend.render(&mut out);
         if let Some(c) = counts {
             out.push_str("# HELP lockgate_ledger_rows Rows in the ledger.\n# TYPE lockgate_ledger_rows gauge\n");

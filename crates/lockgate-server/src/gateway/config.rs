@@ -34,6 +34,9 @@ pub struct GatewayConfig {
     /// The spend-spike watch that freezes an agent.
     #[serde(default)]
     pub anomaly: AnomalyConfig,
+    /// The response cache for deterministic requests.
+    #[serde(default)]
+    pub cache: CacheConfig,
 }
 
 fn default_abandon_after() -> String {
@@ -51,7 +54,86 @@ impl Default for GatewayConfig {
             routes: Vec::new(),
             abandon_after: default_abandon_after(),
             anomaly: AnomalyConfig::default(),
+            cache: CacheConfig::default(),
         }
+    }
+}
+
+/// `[gateway.cache]`: answers to deterministic requests (temperature 0), kept in memory
+/// per replica, per project.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// How long an answer is served from the cache.
+    #[serde(default = "default_cache_ttl")]
+    pub ttl: String,
+    /// The cache's size bound, in MiB of answer bytes.
+    #[serde(default = "default_cache_mib")]
+    pub max_mib: u64,
+    /// Answers larger than this (KiB) are not kept.
+    #[serde(default = "default_cache_entry_kib")]
+    pub max_entry_kib: u64,
+}
+
+fn default_cache_ttl() -> String {
+    "1h".into()
+}
+fn default_cache_mib() -> u64 {
+    64
+}
+fn default_cache_entry_kib() -> u64 {
+    1024
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            enabled: true,
+            ttl: default_cache_ttl(),
+            max_mib: default_cache_mib(),
+            max_entry_kib: default_cache_entry_kib(),
+        }
+    }
+}
+
+/// The response cache as loaded.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheSettings {
+    pub ttl: std::time::Duration,
+    pub max_bytes: u64,
+    pub max_entry_bytes: usize,
+}
+
+impl CacheConfig {
+    fn load(&self) -> Result<Option<CacheSettings>, String> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let ttl = humantime::parse_duration(&self.ttl)
+            .ok()
+            .filter(|d| *d >= std::time::Duration::from_secs(1))
+            .ok_or_else(|| format!("cache.ttl {:?}: write e.g. \"1h\" (at least 1s)", self.ttl))?;
+        if !(1..=65_536).contains(&self.max_mib) {
+            return Err(format!(
+                "cache.max_mib {}: between 1 and 65536",
+                self.max_mib
+            ));
+        }
+        if !(1..=(64 << 10)).contains(&self.max_entry_kib)
+            || self.max_entry_kib > self.max_mib << 10
+        {
+            return Err(format!(
+                "cache.max_entry_kib {}: between 1 and 65536, and within max_mib",
+                self.max_entry_kib
+            ));
+        }
+        Ok(Some(CacheSettings {
+            ttl,
+            max_bytes: self.max_mib << 20,
+            max_entry_bytes: (self.max_entry_kib << 10) as usize,
+        }))
     }
 }
 
@@ -239,6 +321,8 @@ pub struct Loaded {
     pub abandon_after: std::time::Duration,
     /// `None` when `[gateway.anomaly] enabled = false`.
     pub anomaly: Option<Anomaly>,
+    /// `None` when `[gateway.cache] enabled = false`.
+    pub cache: Option<CacheSettings>,
 }
 
 impl std::fmt::Debug for Loaded {
@@ -334,6 +418,7 @@ impl GatewayConfig {
                 .map_err(|e| err(format!("route for {:?}: {e}", route.task_class)))?;
         }
         let anomaly = self.anomaly.load().map_err(err)?;
+        let cache = self.cache.load().map_err(err)?;
         let mut upstreams = Vec::new();
         for u in &self.upstreams {
             if !(u.base_url.starts_with("https://") || u.base_url.starts_with("http://")) {
@@ -389,6 +474,7 @@ impl GatewayConfig {
             routes: self.routes.clone(),
             abandon_after,
             anomaly,
+            cache,
         }))
     }
 }
@@ -435,6 +521,12 @@ mod tests {
             ("[anomaly]\nfactor = 0.5", "anomaly.factor"),
             ("[anomaly]\nfloor = \"-1\"", "anomaly.floor"),
             ("[anomaly]\ninterval = \"0s\"", "anomaly.interval"),
+            ("[cache]\nttl = \"forever\"", "cache.ttl"),
+            ("[cache]\nmax_mib = 0", "cache.max_mib"),
+            (
+                "[cache]\nmax_mib = 1\nmax_entry_kib = 2048",
+                "cache.max_entry_kib",
+            ),
             ("abandon_after = \"0s\"", "abandon_after"),
             ("[budget]\nagent_daily = \"lots\"", "budget.agent_daily"),
         ] {

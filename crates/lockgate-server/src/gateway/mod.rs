@@ -9,6 +9,7 @@
 //! `{"type":"error","error":{…}}`), so agents' SDKs surface them as they are.
 
 pub mod anomaly;
+pub mod cache;
 pub mod config;
 pub mod spend;
 
@@ -24,6 +25,7 @@ use lockgate_gateway::credential::{Credential, Scope, name_matches};
 use lockgate_gateway::price::{Micros, Usage, format_usd};
 use lockgate_store::{BudgetLine, CallBlock, NewReservation};
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 /// The largest non-streaming answer read from an upstream.
@@ -37,6 +39,8 @@ pub const TASK_CLASS_HEADER: &str = "x-lockgate-task-class";
 pub struct Gateway {
     pub loaded: Arc<Loaded>,
     client: reqwest::Client,
+    /// `None` when `[gateway.cache] enabled = false`.
+    pub cache: Option<cache::ResponseCache>,
 }
 
 impl Gateway {
@@ -46,7 +50,12 @@ impl Gateway {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("an HTTP client with default TLS roots");
-        Gateway { loaded, client }
+        let cache = loaded.cache.as_ref().map(cache::ResponseCache::new);
+        Gateway {
+            loaded,
+            client,
+            cache,
+        }
     }
 }
 
@@ -253,6 +262,24 @@ async fn admit_and_call(
             format!("no upstream serves model {:?} on this API", facts.model),
         ));
     }
+    // A deterministic request may be answered from the cache: no upstream, no spend.
+    let cached = match &gateway.cache {
+        Some(c) if facts.deterministic && !cache::bypassed(headers) => {
+            lockgate_gateway::cache::cache_key(api, &scope.project, &body).map(|key| (c, key))
+        }
+        _ => None,
+    };
+    if let Some((c, key)) = &cached {
+        if let Some(answer) = c.get(key).await {
+            state.metrics.gateway_cache_hits.fetch_add(1, Relaxed);
+            return Ok(cache::replay(&answer));
+        }
+        state.metrics.gateway_cache_misses.fetch_add(1, Relaxed);
+    }
+    let keep = cached.map(|(_, key)| Keep {
+        state: state.clone(),
+        key,
+    });
     let worst = g
         .prices
         .worst_case(&facts.model, body.len() as u64, facts.max_output_tokens)
@@ -329,8 +356,19 @@ async fn admit_and_call(
         .as_ref()
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
+    let cache_state = if keep.is_some() {
+        Some(HeaderValue::from_static("miss"))
+    } else {
+        bypass_state(headers, gateway, facts.deterministic)
+    };
+    // Only a complete 200 answer is kept.
+    let keep = keep.filter(|_| status == StatusCode::OK);
     if streaming {
-        return Ok(stream_through(api, status, content_type, answer, settle));
+        let mut response = stream_through(api, status, content_type, answer, settle, keep);
+        if let Some(v) = cache_state {
+            response.headers_mut().insert(cache::CACHE_HEADER, v);
+        }
+        return Ok(response);
     }
     let mut bytes = Vec::new();
     let mut stream = answer.bytes_stream();
@@ -361,12 +399,29 @@ async fn admit_and_call(
         settle.cost_of(usage)
     };
     settle.finish(cost).await;
+    let bytes = Bytes::from(bytes);
+    if let Some(keep) = keep {
+        keep.put(content_type.clone(), bytes.clone(), false).await;
+    }
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = status;
     if let Some(ct) = content_type {
         response.headers_mut().insert(header::CONTENT_TYPE, ct);
     }
+    if let Some(v) = cache_state {
+        response.headers_mut().insert(cache::CACHE_HEADER, v);
+    }
     Ok(response)
+}
+
+/// `bypass` for a cacheable request that asked to skip the cache.
+fn bypass_state(
+    headers: &HeaderMap,
+    gateway: &Gateway,
+    deterministic: bool,
+) -> Option<HeaderValue> {
+    (gateway.cache.is_some() && deterministic && cache::bypassed(headers))
+        .then(|| HeaderValue::from_static("bypass"))
 }
 
 fn unavailable() -> Refusal {
@@ -378,17 +433,22 @@ fn unavailable() -> Refusal {
 }
 
 /// Passes an event stream through chunk by chunk, reading its usage; settles when the
-/// stream ends or the agent goes away (with the usage seen, or the worst case).
+/// stream ends or the agent goes away (with the usage seen, or the worst case). A stream
+/// that ends cleanly is kept in the cache when its request may be.
 fn stream_through(
     api: Api,
     status: StatusCode,
     content_type: Option<HeaderValue>,
     answer: reqwest::Response,
     settle: Settlement,
+    keep: Option<Keep>,
 ) -> Response {
     struct Follow {
         usage: StreamUsage,
         settle: Option<Settlement>,
+        /// The answer so far, while it may still be cached.
+        kept: Option<(Keep, Vec<u8>)>,
+        content_type: Option<HeaderValue>,
     }
     impl Drop for Follow {
         fn drop(&mut self) {
@@ -398,16 +458,43 @@ fn stream_through(
             }
         }
     }
-    let mut follow = Follow {
+    let follow = Follow {
         usage: StreamUsage::new(api),
         settle: Some(settle),
+        kept: keep.map(|k| (k, Vec::new())),
+        content_type: content_type.clone(),
     };
-    let stream = answer.bytes_stream().map(move |chunk| {
-        if let Ok(bytes) = &chunk {
-            follow.usage.feed(bytes);
-        }
-        chunk.map_err(std::io::Error::other)
-    });
+    let upstream = Box::pin(answer.bytes_stream());
+    let stream = futures_util::stream::unfold(
+        (upstream, follow),
+        |(mut upstream, mut follow)| async move {
+            match upstream.next().await {
+                Some(Ok(bytes)) => {
+                    follow.usage.feed(&bytes);
+                    if let Some((keep, so_far)) = &mut follow.kept {
+                        let limit = keep.cache().map_or(0, |c| c.max_entry_bytes());
+                        if so_far.len() + bytes.len() > limit {
+                            follow.kept = None;
+                        } else {
+                            so_far.extend_from_slice(&bytes);
+                        }
+                    }
+                    Some((Ok(bytes), (upstream, follow)))
+                }
+                Some(Err(e)) => {
+                    follow.kept = None;
+                    Some((Err(std::io::Error::other(e)), (upstream, follow)))
+                }
+                None => {
+                    if let Some((keep, whole)) = follow.kept.take() {
+                        keep.put(follow.content_type.clone(), Bytes::from(whole), true)
+                            .await;
+                    }
+                    None
+                }
+            }
+        },
+    );
     let mut response = Response::new(Body::from_stream(stream));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -416,6 +503,29 @@ fn stream_through(
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
+}
+
+/// Where an answer goes once it is complete, when its request may be cached.
+struct Keep {
+    state: Arc<AppState>,
+    key: lockgate_gateway::cache::CacheKey,
+}
+
+impl Keep {
+    fn cache(&self) -> Option<&cache::ResponseCache> {
+        self.state.gateway.as_ref()?.cache.as_ref()
+    }
+
+    async fn put(self, content_type: Option<HeaderValue>, body: Bytes, streamed: bool) {
+        if let Some(cache) = self.cache() {
+            let answer = cache::Cached {
+                content_type,
+                body,
+                streamed,
+            };
+            cache.put(self.key, answer).await;
+        }
+    }
 }
 
 /// A reservation to settle once the call's cost is known.
