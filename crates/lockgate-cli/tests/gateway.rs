@@ -207,6 +207,11 @@ abandon_after = "1s"
 [gateway.budget]
 agent_daily = "0.001"
 
+# A project of its own, with a budget smaller than any call.
+[[gateway.budget.project]]
+name = "acme/tiny"
+daily = "0.0001"
+
 [[gateway.upstream]]
 name = "openai-compatible"
 api = "openai"
@@ -461,6 +466,19 @@ max_output_tokens = 100
     assert!(!message.contains(&credential));
     settled(db, 700 + worst);
 
+    // A project with a budget of its own: the same call is refused there, naming it.
+    let tiny = format!(
+        "Bearer {}",
+        issue_in(&r, "tiny-bot", "acme/tiny", &["--model", "cheap-*"])
+    );
+    let (status, _, body) = call(
+        &chat,
+        &[("Authorization", &tiny)],
+        &json!({"model": "cheap-1", "max_tokens": 100, "messages": []}),
+    );
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("budget project:acme/tiny for day:"), "{body}");
+
     // Revoked: refused at once.
     std::fs::write(r.path().join(".git/cred"), &credential).unwrap();
     let run = lockgate(
@@ -506,7 +524,7 @@ max_output_tokens = 100
         "{metrics}"
     );
     assert!(
-        metrics.contains("lockgate_gateway_refusals_total 5"),
+        metrics.contains("lockgate_gateway_refusals_total 6"),
         "{metrics}"
     );
     drop(server);

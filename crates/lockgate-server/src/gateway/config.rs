@@ -248,6 +248,24 @@ pub struct BudgetConfig {
     pub project_daily: String,
     #[serde(default = "default_project_monthly")]
     pub project_monthly: String,
+    /// Budgets of particular agents (`[[gateway.budget.agent]]`), instead of the defaults.
+    #[serde(default, rename = "agent")]
+    pub agents: Vec<BudgetOverride>,
+    /// Budgets of particular projects (`[[gateway.budget.project]]`).
+    #[serde(default, rename = "project")]
+    pub projects: Vec<BudgetOverride>,
+}
+
+/// One agent's or project's own budget; an unset period keeps the default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetOverride {
+    /// The agent's id or the project's name, as credentials carry it.
+    pub name: String,
+    #[serde(default)]
+    pub daily: Option<String>,
+    #[serde(default)]
+    pub monthly: Option<String>,
 }
 
 fn default_agent_daily() -> String {
@@ -270,6 +288,8 @@ impl Default for BudgetConfig {
             agent_monthly: default_agent_monthly(),
             project_daily: default_project_daily(),
             project_monthly: default_project_monthly(),
+            agents: Vec::new(),
+            projects: Vec::new(),
         }
     }
 }
@@ -335,13 +355,35 @@ impl std::fmt::Debug for Loaded {
     }
 }
 
-/// Default limits, micro-dollars.
-#[derive(Debug, Clone, Copy)]
+/// Limits, micro-dollars: the defaults and the agents and projects with their own.
+#[derive(Debug, Clone, Default)]
 pub struct Budgets {
     pub agent_daily: Micros,
     pub agent_monthly: Micros,
     pub project_daily: Micros,
     pub project_monthly: Micros,
+    /// Per agent id: (daily, monthly).
+    pub agents: std::collections::HashMap<String, (Micros, Micros)>,
+    /// Per project name: (daily, monthly).
+    pub projects: std::collections::HashMap<String, (Micros, Micros)>,
+}
+
+impl Budgets {
+    /// An agent's (daily, monthly) limits.
+    pub fn agent(&self, agent: &str) -> (Micros, Micros) {
+        self.agents
+            .get(agent)
+            .copied()
+            .unwrap_or((self.agent_daily, self.agent_monthly))
+    }
+
+    /// A project's (daily, monthly) limits.
+    pub fn project(&self, project: &str) -> (Micros, Micros) {
+        self.projects
+            .get(project)
+            .copied()
+            .unwrap_or((self.project_daily, self.project_monthly))
+    }
 }
 
 /// An upstream with its key loaded.
@@ -393,12 +435,48 @@ impl GatewayConfig {
         }
         let usd =
             |field: &str, v: &str| parse_usd(v).map_err(|e| err(format!("budget.{field}: {e}")));
-        let budgets = Budgets {
+        let mut budgets = Budgets {
             agent_daily: usd("agent_daily", &self.budget.agent_daily)?,
             agent_monthly: usd("agent_monthly", &self.budget.agent_monthly)?,
             project_daily: usd("project_daily", &self.budget.project_daily)?,
             project_monthly: usd("project_monthly", &self.budget.project_monthly)?,
+            ..Budgets::default()
         };
+        for (kind, overrides, defaults) in [
+            (
+                "agent",
+                &self.budget.agents,
+                (budgets.agent_daily, budgets.agent_monthly),
+            ),
+            (
+                "project",
+                &self.budget.projects,
+                (budgets.project_daily, budgets.project_monthly),
+            ),
+        ] {
+            for o in overrides {
+                let field = |period: &str| format!("{kind}.{:?}.{period}", o.name);
+                let limit = |period: &str, v: &Option<String>, default: Micros| match v {
+                    Some(v) => usd(&field(period), v),
+                    None => Ok(default),
+                };
+                let limits = (
+                    limit("daily", &o.daily, defaults.0)?,
+                    limit("monthly", &o.monthly, defaults.1)?,
+                );
+                let table = if kind == "agent" {
+                    &mut budgets.agents
+                } else {
+                    &mut budgets.projects
+                };
+                if o.name.is_empty() || table.insert(o.name.clone(), limits).is_some() {
+                    return Err(err(format!(
+                        "budget.{kind}: {:?} is empty or listed twice",
+                        o.name
+                    )));
+                }
+            }
+        }
         let prices = PriceTable::with_overrides(&self.prices).map_err(err)?;
         let abandon_after = humantime::parse_duration(&self.abandon_after)
             .ok()
@@ -511,6 +589,22 @@ mod tests {
     }
 
     #[test]
+    fn agents_and_projects_may_have_their_own_budgets() {
+        let key = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(key.path(), [7u8; 32]).unwrap();
+        let config: GatewayConfig = toml::from_str(&format!(
+            "key_file = {:?}\n[budget]\nagent_daily = \"20\"\n[[budget.agent]]\nname = \"devin\"\ndaily = \"5\"\n[[budget.project]]\nname = \"acme/api\"\nmonthly = \"5000\"",
+            key.path()
+        ))
+        .unwrap();
+        let b = config.load().unwrap().unwrap().budgets;
+        assert_eq!(b.agent("devin"), (5_000_000, 200_000_000));
+        assert_eq!(b.agent("codex"), (20_000_000, 200_000_000));
+        assert_eq!(b.project("acme/api"), (100_000_000, 5_000_000_000));
+        assert_eq!(b.project("acme/web"), (100_000_000, 1_000_000_000));
+    }
+
+    #[test]
     fn bad_settings_are_refused_at_start_with_their_name() {
         for (extra, expected) in [
             ("[anomaly]\nwindow = \"soon\"", "anomaly.window"),
@@ -529,6 +623,14 @@ mod tests {
             ),
             ("abandon_after = \"0s\"", "abandon_after"),
             ("[budget]\nagent_daily = \"lots\"", "budget.agent_daily"),
+            (
+                "[[budget.agent]]\nname = \"devin\"\ndaily = \"x\"",
+                "budget.agent.\"devin\".daily",
+            ),
+            (
+                "[[budget.project]]\nname = \"a\"\n[[budget.project]]\nname = \"a\"",
+                "listed twice",
+            ),
         ] {
             let error = load_error(extra);
             assert!(error.contains(expected), "{extra}: {error}");

@@ -633,12 +633,13 @@ async fn reserve(
         format!("agent:{}", scope.agent),
         format!("project:{}", scope.project),
     );
-    let b = &g.budgets;
+    let (agent_daily, agent_monthly) = g.budgets.agent(&scope.agent);
+    let (project_daily, project_monthly) = g.budgets.project(&scope.project);
     let mut lines = vec![
-        line(agent.clone(), format!("day:{day}"), b.agent_daily),
-        line(agent, format!("month:{month}"), b.agent_monthly),
-        line(project.clone(), format!("day:{day}"), b.project_daily),
-        line(project, format!("month:{month}"), b.project_monthly),
+        line(agent.clone(), format!("day:{day}"), agent_daily),
+        line(agent, format!("month:{month}"), agent_monthly),
+        line(project.clone(), format!("day:{day}"), project_daily),
+        line(project, format!("month:{month}"), project_monthly),
     ];
     for cap in &scope.spend_caps {
         lines.push(line(cap.key.clone(), "ever".into(), cap.micros));
