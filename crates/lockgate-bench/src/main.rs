@@ -27,6 +27,9 @@ struct Args {
     log_seconds: u64,
     serve_seconds: u64,
     serve_rate: u64,
+    gateway_seconds: u64,
+    gateway_rates: Vec<u64>,
+    litellm_venv: Option<PathBuf>,
 }
 
 fn parse_args() -> Args {
@@ -38,6 +41,9 @@ fn parse_args() -> Args {
         log_seconds: 6,
         serve_seconds: 10,
         serve_rate: 1000,
+        gateway_seconds: 5,
+        gateway_rates: vec![1000, 5000],
+        litellm_venv: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -51,7 +57,10 @@ fn parse_args() -> Args {
             }
             "--keep" => args.keep = Some(it.next().expect("--keep DIR").into()),
             "--only" => {
-                args.only = Some(it.next().expect("--only check|attest|log|evidence|serve"))
+                args.only = Some(
+                    it.next()
+                        .expect("--only check|attest|log|evidence|serve|gateway"),
+                )
             }
             "--log-seconds" => {
                 args.log_seconds = it
@@ -71,10 +80,26 @@ fn parse_args() -> Args {
                     .and_then(|v| v.parse().ok())
                     .expect("--serve-rate N")
             }
+            "--gateway-seconds" => {
+                args.gateway_seconds = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--gateway-seconds N")
+            }
+            "--gateway-rates" => {
+                args.gateway_rates = it
+                    .next()
+                    .and_then(|v| v.split(',').map(|r| r.parse().ok()).collect())
+                    .expect("--gateway-rates N,N")
+            }
+            "--litellm-venv" => {
+                args.litellm_venv = Some(it.next().expect("--litellm-venv DIR").into())
+            }
             "-h" | "--help" => {
                 println!(
                     "usage: lockgate-bench [--runs N] [--large-files N] [--keep DIR] \
-                     [--only check|attest|log|evidence|serve] [--log-seconds N] [--serve-seconds N] [--serve-rate N]"
+                     [--only check|attest|log|evidence|serve|gateway] [--log-seconds N] [--serve-seconds N] [--serve-rate N] \
+                     [--gateway-seconds N] [--gateway-rates N,N] [--litellm-venv DIR]"
                 );
                 std::process::exit(0);
             }
@@ -85,6 +110,10 @@ fn parse_args() -> Args {
 }
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--fake-upstream") {
+        fake_upstream::serve_forever();
+        return;
+    }
     let args = parse_args();
     let lockgate = lockgate_binary();
     println!("lockgate binary: {}", lockgate.display());
@@ -116,6 +145,24 @@ fn main() {
             &root.join("serve"),
             args.serve_seconds,
             args.serve_rate,
+        );
+    }
+    if wants("gateway") {
+        // LiteLLM is installed once, beside the build (target/bench-litellm).
+        let venv = args.litellm_venv.clone().unwrap_or_else(|| {
+            let exe = std::env::current_exe().expect("current exe");
+            exe.parent()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .join("bench-litellm")
+        });
+        gateway_bench::run(
+            &lockgate,
+            &root.join("gateway"),
+            args.gateway_seconds,
+            &args.gateway_rates,
+            &venv,
         );
     }
     if wants("evidence") {
@@ -185,6 +232,9 @@ fn check_scenarios(args: &Args, lockgate: &Path, root: &Path) {
 
 mod attest_bench;
 mod evidence_bench;
+mod fake_upstream;
+mod gateway_bench;
+mod loadgen;
 mod log_bench;
 mod serve_bench;
 

@@ -14,12 +14,9 @@ use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const WORKERS: usize = 32;
-
-/// Makes request number `i` on a client's connection; true when it succeeded.
-type Request = Arc<dyn Fn(&ureq::Agent, usize) -> bool + Send + Sync>;
+use crate::loadgen::{Load, Request, WORKERS, load};
 
 struct Server {
     child: Child,
@@ -68,68 +65,6 @@ fn start(lockgate: &Path, dir: &Path, config: &Path, db: &str) -> Server {
         .unwrap_or_else(|| panic!("no URL in {line:?}"))
         .to_string();
     Server { child, url }
-}
-
-struct Load {
-    p50: Duration,
-    p99: Duration,
-    p999: Duration,
-    max: Duration,
-    sent: usize,
-    errors: usize,
-    achieved: f64,
-}
-
-/// Sends `rate` requests per second for `seconds`, each made by `request(i)` on a
-/// keep-alive connection of one of `WORKERS` threads.
-fn load(rate: u64, seconds: u64, request: Request) -> Load {
-    let total = (rate * seconds) as usize;
-    let interval = Duration::from_nanos(1_000_000_000 / rate);
-    let start = Instant::now() + Duration::from_millis(50);
-    let handles: Vec<_> = (0..WORKERS)
-        .map(|w| {
-            let request = request.clone();
-            std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .timeout_global(Some(Duration::from_secs(10)))
-                    .build()
-                    .into();
-                let mut latencies = Vec::new();
-                let mut errors = 0;
-                for i in (w..total).step_by(WORKERS) {
-                    let due = start + interval * i as u32;
-                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                        std::thread::sleep(wait);
-                    }
-                    if !request(&agent, i) {
-                        errors += 1;
-                    }
-                    latencies.push(due.elapsed());
-                }
-                (latencies, errors)
-            })
-        })
-        .collect();
-    let mut all = Vec::with_capacity(total);
-    let mut errors = 0;
-    for h in handles {
-        let (l, e) = h.join().unwrap();
-        all.extend(l);
-        errors += e;
-    }
-    let elapsed = start.elapsed();
-    all.sort();
-    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
-    Load {
-        p50: at(0.50),
-        p99: at(0.99),
-        p999: at(0.999),
-        max: *all.last().unwrap(),
-        sent: all.len(),
-        errors,
-        achieved: all.len() as f64 / elapsed.as_secs_f64(),
-    }
 }
 
 fn report(label: &str, l: &Load) {

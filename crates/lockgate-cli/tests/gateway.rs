@@ -203,6 +203,7 @@ dir = ".git/lockgate-log"
 [gateway]
 key_file = ".git/gateway.key"
 abandon_after = "1s"
+block_refresh = "100ms"
 
 [gateway.budget]
 agent_daily = "0.001"
@@ -506,6 +507,8 @@ max_output_tokens = 100
         ],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
+    // Revoked in the ledger directly: the server sees it within block_refresh.
+    std::thread::sleep(std::time::Duration::from_millis(600));
     let (status, _, body) = call(&chat, &[("Authorization", &bearer)], &small);
     assert_eq!(status, 401);
     assert!(body.contains("revoked"), "{body}");
@@ -795,6 +798,7 @@ fn response_cache() {
             r#"{SERVER_CONFIG}
 [gateway]
 key_file = ".git/gateway.key"
+block_refresh = "100ms"
 
 [gateway.cache]
 ttl = "2s"
@@ -941,6 +945,7 @@ models = ["claude-*"]
         ],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
+    std::thread::sleep(std::time::Duration::from_millis(600));
     let (status, _, _, _) = call_raw(&chat, &auth, request);
     assert_eq!(status, 401);
     drop(server);

@@ -655,6 +655,7 @@ async fn place_hold(
         })
         .await?;
     tracing::info!(hold = %hold.id, scope = hold.scope.as_str(), target = %hold.target, by = %token.subject, "hold placed");
+    gateway::blocks_changed(&state).await;
     Ok(Json(hold))
 }
 
@@ -676,6 +677,7 @@ async fn release_hold(
     let body: ReleaseHold = parse_json(&body)?;
     let hold = state.store.release_hold(&body.id, &token.subject).await?;
     tracing::info!(hold = %hold.id, by = %token.subject, "hold released");
+    gateway::blocks_changed(&state).await;
     Ok(Json(hold))
 }
 
@@ -701,6 +703,10 @@ pub async fn serve(
     let scheduler = tokio::spawn(escalate::run(state.clone()));
     let sweeper = tokio::spawn(gateway::sweep_abandoned(state.clone()));
     let watch = tokio::spawn(gateway::anomaly::watch(state.clone()));
+    if let Some(g) = &state.gateway {
+        g.blocks.refresh(&state.store).await?;
+    }
+    let blocks = tokio::spawn(gateway::blocks::keep_fresh(state.clone()));
     let publisher = tokio::spawn(publish::run(
         state.clone(),
         log_dir,
@@ -720,6 +726,7 @@ pub async fn serve(
     scheduler.abort();
     sweeper.abort();
     watch.abort();
+    blocks.abort();
     let _ = publisher.await;
     publish::flush(&state, &flush_dir).await;
     store.close().await;

@@ -326,6 +326,22 @@ impl Store {
         Ok(())
     }
 
+    /// How many credentials were ever revoked (revocations are never undone).
+    pub async fn revocation_count(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM credential_revocations")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Every revoked credential's id.
+    pub async fn revoked_credentials(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM credential_revocations")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    }
+
     /// Whether a credential was revoked.
     pub async fn credential_revoked(&self, id: &str) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT 1 AS one FROM credential_revocations WHERE id = $1")

@@ -2,13 +2,16 @@
 //! the model calls in `reservations` (an open call counts at its reservation, so a
 //! spike shows while its calls are still running).
 //!
-//! Also what stops an agent's calls at once: a revoked credential, or an active hold on
-//! the agent (an incident freeze, placed by a person or by the anomaly watch).
+//! Also the agent holds (incident freezes, placed by a person or by the anomaly watch)
+//! that stop an agent's calls.
 
 use crate::records::{HOLD_COLUMNS, hold_from_row};
 use crate::{HoldRecord, HoldScope, Store, StoreError};
 use serde::Serialize;
 use sqlx::Row;
+
+/// The most active agent holds read at once.
+pub const MAX_AGENT_HOLDS: usize = 100_000;
 
 /// The most groups a spend query returns.
 pub const MAX_GROUPS: usize = 1000;
@@ -111,18 +114,6 @@ impl Store {
         Ok(row.try_get("released")?)
     }
 
-    /// Whether a call with `credential` for `agent` must be refused.
-    pub async fn call_block(
-        &self,
-        credential: &str,
-        agent: &str,
-    ) -> Result<Option<CallBlock>, StoreError> {
-        if self.credential_revoked(credential).await? {
-            return Ok(Some(CallBlock::Revoked));
-        }
-        Ok(self.active_agent_hold(agent).await?.map(CallBlock::Frozen))
-    }
-
     /// The oldest active hold on an agent (an incident freeze), if any.
     pub async fn active_agent_hold(&self, agent: &str) -> Result<Option<HoldRecord>, StoreError> {
         let row = sqlx::query(&format!(
@@ -134,5 +125,17 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| hold_from_row(&r)).transpose()
+    }
+
+    /// Every active agent hold, oldest first (at most `MAX_AGENT_HOLDS`).
+    pub async fn active_agent_holds(&self) -> Result<Vec<HoldRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {HOLD_COLUMNS} FROM holds WHERE released_ms IS NULL AND scope = $1 \
+             ORDER BY created_ms, id LIMIT {MAX_AGENT_HOLDS}"
+        ))
+        .bind(HoldScope::Agent.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(hold_from_row).collect()
     }
 }

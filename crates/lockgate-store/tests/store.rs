@@ -641,7 +641,7 @@ fn abandoned_reservations_are_charged_in_full_and_credentials_revoke() {
 }
 
 #[test]
-fn spend_is_summed_per_group_and_time_range_and_holds_block_an_agents_calls() {
+fn spend_is_summed_per_group_and_time_range_and_freezes_and_revocations_are_listed() {
     on_both("spend and call blocks", |store| async move {
         let lines = || vec![line("agent:x", "ever", 1_000_000)];
         let made = |agent: &str, model: &str, amount: i64| {
@@ -714,8 +714,15 @@ fn spend_is_summed_per_group_and_time_range_and_holds_block_an_agents_calls() {
         );
         assert_eq!(store.agent_spend("nobody", start, end).await.unwrap(), 0);
 
-        // An agent hold blocks the agent's calls; a revocation blocks the credential's.
-        assert!(store.call_block("c0ffee", "codex").await.unwrap().is_none());
+        // Agent holds (freezes) and revocations, as the gateway's snapshot reads them.
+        let held = |store: &Store| {
+            let store = store.clone();
+            async move {
+                let holds = store.active_agent_holds().await.unwrap();
+                holds.into_iter().map(|h| h.id).collect::<Vec<_>>()
+            }
+        };
+        assert!(held(&store).await.is_empty());
         let hold = NewHold {
             scope: HoldScope::Agent,
             target: "codex".into(),
@@ -725,38 +732,38 @@ fn spend_is_summed_per_group_and_time_range_and_holds_block_an_agents_calls() {
         let placed = store.place_hold_once("freeze-1", &hold).await.unwrap();
         assert!(placed.is_some());
         // A second replica placing the same hold learns it was not the one.
+        let again = store.place_hold_once("freeze-1", &hold).await.unwrap();
+        assert!(again.is_none());
+        // A hold of another scope is not a freeze.
+        store
+            .place_hold(&NewHold {
+                scope: HoldScope::Repo,
+                target: "acme/api".into(),
+                reason: "release".into(),
+                placed_by: "ada".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(held(&store).await, ["freeze-1"]);
+        let frozen = store.active_agent_hold("codex").await.unwrap().unwrap();
+        assert_eq!(frozen.id, "freeze-1");
         assert!(
             store
-                .place_hold_once("freeze-1", &hold)
-                .await
-                .unwrap()
-                .is_none()
-        );
-        match store.call_block("c0ffee", "codex").await.unwrap() {
-            Some(CallBlock::Frozen(h)) => assert_eq!(h.id, "freeze-1"),
-            other => panic!("{other:?}"),
-        }
-        assert!(
-            store
-                .call_block("c0ffee", "claude-code")
+                .active_agent_hold("claude-code")
                 .await
                 .unwrap()
                 .is_none()
         );
         assert_eq!(store.agent_last_released_ms("codex").await.unwrap(), None);
         store.release_hold("freeze-1", "ada").await.unwrap();
-        assert!(store.call_block("c0ffee", "codex").await.unwrap().is_none());
-        assert!(
-            store
-                .agent_last_released_ms("codex")
-                .await
-                .unwrap()
-                .is_some()
-        );
+        assert!(held(&store).await.is_empty());
+        let released = store.agent_last_released_ms("codex").await.unwrap();
+        assert!(released.is_some());
+
+        assert_eq!(store.revocation_count().await.unwrap(), 0);
         store.revoke_credential("c0ffee", "ada").await.unwrap();
-        assert!(matches!(
-            store.call_block("c0ffee", "codex").await.unwrap(),
-            Some(CallBlock::Revoked)
-        ));
+        store.revoke_credential("c0ffee", "bob").await.unwrap();
+        assert_eq!(store.revocation_count().await.unwrap(), 1);
+        assert_eq!(store.revoked_credentials().await.unwrap(), ["c0ffee"]);
     });
 }

@@ -32,6 +32,9 @@ pub async fn watch(state: Arc<AppState>) {
         tokio::time::sleep(anomaly.interval).await;
         match scan(&state, &anomaly.rule).await {
             Ok(frozen) => {
+                if !frozen.is_empty() {
+                    super::blocks_changed(&state).await;
+                }
                 for hold in frozen {
                     tokio::spawn(notify(state.clone(), hold));
                 }

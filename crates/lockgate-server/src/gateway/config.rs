@@ -37,6 +37,13 @@ pub struct GatewayConfig {
     /// The response cache for deterministic requests.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// How often each replica re-reads revocations and freezes made elsewhere.
+    #[serde(default = "default_block_refresh")]
+    pub block_refresh: String,
+}
+
+fn default_block_refresh() -> String {
+    "500ms".into()
 }
 
 fn default_abandon_after() -> String {
@@ -55,6 +62,7 @@ impl Default for GatewayConfig {
             abandon_after: default_abandon_after(),
             anomaly: AnomalyConfig::default(),
             cache: CacheConfig::default(),
+            block_refresh: default_block_refresh(),
         }
     }
 }
@@ -343,6 +351,7 @@ pub struct Loaded {
     pub anomaly: Option<Anomaly>,
     /// `None` when `[gateway.cache] enabled = false`.
     pub cache: Option<CacheSettings>,
+    pub block_refresh: std::time::Duration,
 }
 
 impl std::fmt::Debug for Loaded {
@@ -497,6 +506,18 @@ impl GatewayConfig {
         }
         let anomaly = self.anomaly.load().map_err(err)?;
         let cache = self.cache.load().map_err(err)?;
+        let block_refresh = humantime::parse_duration(&self.block_refresh)
+            .ok()
+            .filter(|d| {
+                (std::time::Duration::from_millis(50)..=std::time::Duration::from_secs(60))
+                    .contains(d)
+            })
+            .ok_or_else(|| {
+                err(format!(
+                    "block_refresh {:?}: write e.g. \"500ms\" (50ms to 60s)",
+                    self.block_refresh
+                ))
+            })?;
         let mut upstreams = Vec::new();
         for u in &self.upstreams {
             if !(u.base_url.starts_with("https://") || u.base_url.starts_with("http://")) {
@@ -553,6 +574,7 @@ impl GatewayConfig {
             abandon_after,
             anomaly,
             cache,
+            block_refresh,
         }))
     }
 }
@@ -622,6 +644,7 @@ mod tests {
                 "cache.max_entry_kib",
             ),
             ("abandon_after = \"0s\"", "abandon_after"),
+            ("block_refresh = \"10ms\"", "block_refresh"),
             ("[budget]\nagent_daily = \"lots\"", "budget.agent_daily"),
             (
                 "[[budget.agent]]\nname = \"devin\"\ndaily = \"x\"",

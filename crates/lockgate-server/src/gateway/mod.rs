@@ -9,6 +9,7 @@
 //! `{"type":"error","error":{…}}`), so agents' SDKs surface them as they are.
 
 pub mod anomaly;
+pub mod blocks;
 pub mod cache;
 pub mod config;
 pub mod spend;
@@ -41,6 +42,8 @@ pub struct Gateway {
     client: reqwest::Client,
     /// `None` when `[gateway.cache] enabled = false`.
     pub cache: Option<cache::ResponseCache>,
+    /// Revocations and freezes, in memory.
+    pub blocks: blocks::Blocks,
 }
 
 impl Gateway {
@@ -51,10 +54,12 @@ impl Gateway {
             .build()
             .expect("an HTTP client with default TLS roots");
         let cache = loaded.cache.as_ref().map(cache::ResponseCache::new);
+        let blocks = blocks::Blocks::new(loaded.block_refresh);
         Gateway {
             loaded,
             client,
             cache,
+            blocks,
         }
     }
 }
@@ -196,7 +201,7 @@ async fn admit_and_call(
         ));
     };
     let g = &gateway.loaded;
-    let scope = authenticate(state, g, headers).await?;
+    let scope = authenticate(gateway, headers)?;
     let mut facts = RequestFacts::parse(api, &body).map_err(|e| {
         Refusal::new(
             StatusCode::BAD_REQUEST,
@@ -578,7 +583,7 @@ impl Settlement {
     }
 }
 
-async fn authenticate(state: &AppState, g: &Loaded, headers: &HeaderMap) -> Result<Scope, Refusal> {
+fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> Result<Scope, Refusal> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -590,12 +595,11 @@ async fn authenticate(state: &AppState, g: &Loaded, headers: &HeaderMap) -> Resu
         .ok_or_else(|| unauthorized("send a Lockgate credential (lgc_…) as the API key".into()))?;
     let credential = Credential::decode(wire).map_err(|e| unauthorized(e.to_string()))?;
     let scope = credential
-        .verify(&g.key, crate::now_ms())
+        .verify(&gateway.loaded.key, crate::now_ms())
         .map_err(|e| unauthorized(e.to_string()))?;
-    match state
-        .store
-        .call_block(&scope.id, &scope.agent)
-        .await
+    match gateway
+        .blocks
+        .check(&scope.id, &scope.agent)
         .map_err(|_| unavailable())?
     {
         None => Ok(scope),
@@ -696,6 +700,16 @@ pub async fn sweep_abandoned(state: Arc<AppState>) {
             ),
             Err(e) => tracing::warn!(error = %e, "sweeping abandoned model calls"),
         }
+    }
+}
+
+/// Applies a change to holds or revocations made through this replica to its calls at
+/// once (other replicas see it at their next refresh).
+pub async fn blocks_changed(state: &AppState) {
+    if let Some(gateway) = &state.gateway
+        && let Err(e) = gateway.blocks.refresh(&state.store).await
+    {
+        tracing::warn!(error = %e, "refreshing revocations and freezes");
     }
 }
 

@@ -529,6 +529,7 @@ async fn release_hold(
     match state.store.release_hold(&form.id, &s.token.subject).await {
         Ok(hold) => {
             tracing::info!(hold = %hold.id, by = %s.token.subject, "hold released (web)");
+            crate::gateway::blocks_changed(&state).await;
             // Only back to a page of ours.
             let back = if form.back.starts_with("/ui") && !form.back.starts_with("//") {
                 form.back
