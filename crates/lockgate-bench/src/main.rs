@@ -42,7 +42,7 @@ fn parse_args() -> Args {
         serve_seconds: 10,
         serve_rate: 1000,
         gateway_seconds: 5,
-        gateway_rates: vec![1000, 5000],
+        gateway_rates: vec![100, 1000, 5000],
         litellm_venv: None,
     };
     let mut it = std::env::args().skip(1);

@@ -250,11 +250,15 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let counts = state.store.counts().await.ok();
     let pending = state.store.pending_count().await.ok();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(counts, pending),
-    )
-        .into_response()
+    let mut text = state.metrics.render(counts, pending);
+    if let Some(g) = &state.gateway {
+        let (taken, open) = g.leases.counts();
+        text.push_str(&format!(
+            "# HELP lockgate_gateway_leases_taken_total Budget slices this replica reserved.\n# TYPE lockgate_gateway_leases_taken_total counter\nlockgate_gateway_leases_taken_total {taken}\n\
+             # HELP lockgate_gateway_leases_open Budget slices this replica holds now.\n# TYPE lockgate_gateway_leases_open gauge\nlockgate_gateway_leases_open {open}\n"
+        ));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn openapi() -> Response {
@@ -707,6 +711,12 @@ pub async fn serve(
         g.blocks.refresh(&state.store).await?;
     }
     let blocks = tokio::spawn(gateway::blocks::keep_fresh(state.clone()));
+    let leases = tokio::spawn(gateway::sweep_leases(state.clone()));
+    if let Some(g) = &state.gateway {
+        let _ = g
+            .call_log
+            .set(gateway::calllog::CallLog::start(state.store.clone()));
+    }
     let publisher = tokio::spawn(publish::run(
         state.clone(),
         log_dir,
@@ -727,6 +737,8 @@ pub async fn serve(
     sweeper.abort();
     watch.abort();
     blocks.abort();
+    leases.abort();
+    gateway::wind_down(&state).await;
     let _ = publisher.await;
     publish::flush(&state, &flush_dir).await;
     store.close().await;

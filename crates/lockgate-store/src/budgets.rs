@@ -19,7 +19,7 @@ pub const MAX_LINES: usize = 16;
 
 /// One budget line: a scope in a period, with its limit (from the server's config or
 /// the credential; never from the agent's request).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct BudgetLine {
     /// `agent:ID`, `project:NAME` or `credential:ID:KEY`.
     pub scope: String,
@@ -35,10 +35,34 @@ pub struct NewReservation {
     pub project: String,
     pub credential: String,
     pub model: String,
-    /// The call's worst-case cost.
+    /// The call's worst-case cost (or, for a lease, the slice reserved).
     pub amount_micros: i64,
     pub lines: Vec<BudgetLine>,
+    /// A replica's lease that calls draw from in memory, not a call of its own.
+    pub lease: bool,
 }
+
+/// A model call made under a lease, recorded after it settled.
+#[derive(Debug, Clone)]
+pub struct FinishedCall {
+    pub id: String,
+    pub agent: String,
+    pub project: String,
+    pub credential: String,
+    pub model: String,
+    pub requested_model: Option<String>,
+    pub upstream: Option<String>,
+    /// Its worst case, drawn from the lease.
+    pub reserved_micros: i64,
+    pub cost_micros: i64,
+    pub created_ms: i64,
+    pub settled_ms: i64,
+    /// The lease it drew from.
+    pub lease: String,
+}
+
+/// The most calls [`Store::record_calls`] writes in one statement.
+pub const MAX_CALL_BATCH: usize = 500;
 
 /// The line that refused a reservation, as it stood.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -162,8 +186,8 @@ impl Store {
             .map(|l| (l.scope.as_str(), l.period.as_str()))
             .collect();
         sqlx::query(
-            "INSERT INTO reservations (id, agent, project, credential, model, amount_micros, lines, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO reservations (id, agent, project, credential, model, amount_micros, lines, created_ms, is_lease) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&id)
         .bind(&r.agent)
@@ -173,6 +197,7 @@ impl Store {
         .bind(r.amount_micros)
         .bind(serde_json::to_string(&held).expect("plain data serializes"))
         .bind(now_ms())
+        .bind(i64::from(r.lease))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -269,6 +294,68 @@ impl Store {
         Ok(settled)
     }
 
+    /// Records calls made under leases (already settled; their cost was counted when
+    /// their lease settled), in one statement per `MAX_CALL_BATCH`. Recording a call
+    /// twice keeps the first.
+    pub async fn record_calls(&self, calls: &[FinishedCall]) -> Result<(), StoreError> {
+        for c in calls {
+            for (field, value) in [
+                ("id", c.id.as_str()),
+                ("agent", &c.agent),
+                ("project", &c.project),
+                ("credential", &c.credential),
+                ("model", &c.model),
+                ("lease", &c.lease),
+            ] {
+                check_len(field, value, 1, MAX_NAME)?;
+            }
+            for (field, value) in [
+                ("upstream", &c.upstream),
+                ("requested_model", &c.requested_model),
+            ] {
+                if let Some(v) = value {
+                    check_len(field, v, 1, MAX_NAME)?;
+                }
+            }
+        }
+        const COLUMNS: usize = 12;
+        for batch in calls.chunks(MAX_CALL_BATCH) {
+            let mut sql = String::from(
+                "INSERT INTO reservations (id, agent, project, credential, model, requested_model, upstream, \
+                 amount_micros, cost_micros, created_ms, settled_ms, lease, lines, is_lease) VALUES ",
+            );
+            for i in 0..batch.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('(');
+                for c in 1..=COLUMNS {
+                    sql.push_str(&format!("${}, ", i * COLUMNS + c));
+                }
+                sql.push_str("'[]', 0)");
+            }
+            sql.push_str(" ON CONFLICT (id) DO NOTHING");
+            let mut query = sqlx::query(&sql);
+            for c in batch {
+                query = query
+                    .bind(&c.id)
+                    .bind(&c.agent)
+                    .bind(&c.project)
+                    .bind(&c.credential)
+                    .bind(&c.model)
+                    .bind(&c.requested_model)
+                    .bind(&c.upstream)
+                    .bind(c.reserved_micros)
+                    .bind(c.cost_micros.max(0))
+                    .bind(c.created_ms)
+                    .bind(c.settled_ms)
+                    .bind(&c.lease);
+            }
+            query.execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
     /// An agent's most recent model calls, newest first (at most `limit`, capped at 1,000).
     pub async fn recent_calls(
         &self,
@@ -278,7 +365,7 @@ impl Store {
         let limit = limit.min(1000);
         let rows = sqlx::query(&format!(
             "SELECT id, agent, project, model, upstream, requested_model, amount_micros, cost_micros, created_ms \
-             FROM reservations WHERE agent = $1 ORDER BY created_ms DESC, id LIMIT {limit}"
+             FROM reservations WHERE agent = $1 AND is_lease = 0 ORDER BY created_ms DESC, id LIMIT {limit}"
         ))
         .bind(agent)
         .fetch_all(&self.pool)

@@ -25,7 +25,7 @@ pub mod scratch;
 pub mod spend;
 mod tokens;
 
-pub use budgets::{BudgetLine, BudgetState, CallRecord, Exhausted, NewReservation};
+pub use budgets::{BudgetLine, BudgetState, CallRecord, Exhausted, FinishedCall, NewReservation};
 pub use spend::{CallBlock, SpendBy, SpendRow};
 pub use tokens::{Role, TokenRecord};
 
@@ -103,7 +103,7 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 /// A fresh random id (128 bits, hex).
-pub(crate) fn new_id() -> String {
+pub fn new_id() -> String {
     hex::encode(rand::random::<[u8; 16]>())
 }
 

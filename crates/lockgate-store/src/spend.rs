@@ -65,7 +65,7 @@ impl Store {
             "SELECT {column} AS key, CAST(COUNT(*) AS BIGINT) AS calls, \
              CAST(SUM({CALL_SPEND}) AS BIGINT) AS spent, \
              CAST(SUM(CASE WHEN settled_ms IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS open_calls \
-             FROM reservations WHERE created_ms >= $1 GROUP BY {column} \
+             FROM reservations WHERE created_ms >= $1 AND is_lease = 0 GROUP BY {column} \
              ORDER BY spent DESC, key LIMIT {MAX_GROUPS}"
         ))
         .bind(since_ms)
@@ -92,7 +92,7 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT CAST(COALESCE(SUM({CALL_SPEND}), 0) AS BIGINT) AS spent FROM reservations \
-             WHERE agent = $1 AND created_ms >= $2 AND created_ms < $3"
+             WHERE agent = $1 AND created_ms >= $2 AND created_ms < $3 AND is_lease = 0"
         ))
         .bind(agent)
         .bind(from_ms)

@@ -512,6 +512,7 @@ fn call(amount: i64, lines: Vec<BudgetLine>) -> NewReservation {
         model: "claude-sonnet-4-5".into(),
         amount_micros: amount,
         lines,
+        lease: false,
     }
 }
 
@@ -765,5 +766,74 @@ fn spend_is_summed_per_group_and_time_range_and_freezes_and_revocations_are_list
         store.revoke_credential("c0ffee", "bob").await.unwrap();
         assert_eq!(store.revocation_count().await.unwrap(), 1);
         assert_eq!(store.revoked_credentials().await.unwrap(), ["c0ffee"]);
+    });
+}
+
+#[test]
+fn leases_hold_budget_while_the_calls_drawn_from_them_are_what_spend_counts() {
+    on_both("budget leases", |store| async move {
+        let day = line("agent:claude-code", "day:2026-11-28", 10_000);
+        let mut lease = call(4_000, vec![day.clone()]);
+        lease.lease = true;
+        let lease_id = store.reserve(&lease).await.unwrap().unwrap();
+        // The lease holds its slice: a call that needs more than the rest is refused.
+        let refused = store
+            .reserve(&call(6_001, vec![day.clone()]))
+            .await
+            .unwrap();
+        assert_eq!(refused.unwrap_err().reserved_micros, 4_000);
+
+        // Two calls drawn from the lease, recorded in one batch (twice: kept once).
+        let finished = |id: &str, cost: i64| FinishedCall {
+            id: id.into(),
+            agent: "claude-code".into(),
+            project: "acme/api".into(),
+            credential: "c0ffee".into(),
+            model: "m1".into(),
+            requested_model: None,
+            upstream: Some("fake".into()),
+            reserved_micros: 900,
+            cost_micros: cost,
+            created_ms: 1_000,
+            settled_ms: 1_001,
+            lease: lease_id.clone(),
+        };
+        let calls = [finished("call-1", 300), finished("call-2", 200)];
+        store.record_calls(&calls).await.unwrap();
+        store.record_calls(&calls).await.unwrap();
+        let spend = store.spend_by(SpendBy::Agent, 0).await.unwrap();
+        assert_eq!(
+            (
+                spend.len(),
+                spend[0].calls,
+                spend[0].spent_micros,
+                spend[0].open_calls
+            ),
+            (1, 2, 500, 0),
+            "calls count, the lease does not"
+        );
+        assert_eq!(
+            store.agent_spend("claude-code", 0, 2_000).await.unwrap(),
+            500
+        );
+        let recent = store.recent_calls("claude-code", 10).await.unwrap();
+        assert_eq!(recent.len(), 2);
+        assert_eq!(recent[0].upstream.as_deref(), Some("fake"));
+
+        // The lease settles with what its calls cost; the rest is free again.
+        assert!(store.settle(&lease_id, 500).await.unwrap());
+        let state = store
+            .budget("agent:claude-code", "day:2026-11-28")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((state.spent_micros, state.reserved_micros), (500, 0));
+        assert!(
+            store
+                .reserve(&call(9_500, vec![day]))
+                .await
+                .unwrap()
+                .is_ok()
+        );
     });
 }

@@ -40,6 +40,44 @@ pub struct GatewayConfig {
     /// How often each replica re-reads revocations and freezes made elsewhere.
     #[serde(default = "default_block_refresh")]
     pub block_refresh: String,
+    /// Budget slices each replica reserves and draws calls from in memory.
+    #[serde(default)]
+    pub lease: LeaseConfig,
+}
+
+/// `[gateway.lease]`: a slice holds `calls` calls' worst case (at most an eighth of a
+/// line's limit); `calls = 0` reserves every call on its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseConfig {
+    #[serde(default = "default_lease_calls")]
+    pub calls: u32,
+    /// A slice unused this long is settled.
+    #[serde(default = "default_lease_idle")]
+    pub idle: String,
+    /// A slice older than this takes no more calls (at most half of `abandon_after`).
+    #[serde(default = "default_lease_max_age")]
+    pub max_age: String,
+}
+
+fn default_lease_calls() -> u32 {
+    64
+}
+fn default_lease_idle() -> String {
+    "2s".into()
+}
+fn default_lease_max_age() -> String {
+    "60s".into()
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        LeaseConfig {
+            calls: default_lease_calls(),
+            idle: default_lease_idle(),
+            max_age: default_lease_max_age(),
+        }
+    }
 }
 
 fn default_block_refresh() -> String {
@@ -63,6 +101,7 @@ impl Default for GatewayConfig {
             anomaly: AnomalyConfig::default(),
             cache: CacheConfig::default(),
             block_refresh: default_block_refresh(),
+            lease: LeaseConfig::default(),
         }
     }
 }
@@ -352,6 +391,7 @@ pub struct Loaded {
     /// `None` when `[gateway.cache] enabled = false`.
     pub cache: Option<CacheSettings>,
     pub block_refresh: std::time::Duration,
+    pub lease: super::lease::LeasePolicy,
 }
 
 impl std::fmt::Debug for Loaded {
@@ -518,6 +558,28 @@ impl GatewayConfig {
                     self.block_refresh
                 ))
             })?;
+        let lease_duration = |field: &str, text: &str| {
+            humantime::parse_duration(text)
+                .ok()
+                .filter(|d| *d >= std::time::Duration::from_millis(10))
+                .ok_or_else(|| {
+                    err(format!(
+                        "lease.{field} {text:?}: write e.g. \"2s\" (at least 10ms)"
+                    ))
+                })
+        };
+        if self.lease.calls > 100_000 {
+            return Err(err(format!(
+                "lease.calls {}: at most 100000",
+                self.lease.calls
+            )));
+        }
+        let lease = super::lease::LeasePolicy {
+            calls_per_lease: self.lease.calls,
+            idle: lease_duration("idle", &self.lease.idle)?,
+            // A slice must settle long before the sweep would take it for abandoned.
+            max_age: lease_duration("max_age", &self.lease.max_age)?.min(abandon_after / 2),
+        };
         let mut upstreams = Vec::new();
         for u in &self.upstreams {
             if !(u.base_url.starts_with("https://") || u.base_url.starts_with("http://")) {
@@ -575,6 +637,7 @@ impl GatewayConfig {
             anomaly,
             cache,
             block_refresh,
+            lease,
         }))
     }
 }
@@ -645,6 +708,8 @@ mod tests {
             ),
             ("abandon_after = \"0s\"", "abandon_after"),
             ("block_refresh = \"10ms\"", "block_refresh"),
+            ("[lease]\nidle = \"0s\"", "lease.idle"),
+            ("[lease]\ncalls = 1000000", "lease.calls"),
             ("[budget]\nagent_daily = \"lots\"", "budget.agent_daily"),
             (
                 "[[budget.agent]]\nname = \"devin\"\ndaily = \"x\"",

@@ -11,7 +11,9 @@
 pub mod anomaly;
 pub mod blocks;
 pub mod cache;
+pub mod calllog;
 pub mod config;
+pub mod lease;
 pub mod spend;
 
 use crate::AppState;
@@ -44,6 +46,11 @@ pub struct Gateway {
     pub cache: Option<cache::ResponseCache>,
     /// Revocations and freezes, in memory.
     pub blocks: blocks::Blocks,
+    /// This replica's budget slices.
+    pub leases: lease::Leases,
+    /// The writer of calls made under leases (started with the server; without it,
+    /// every call is reserved on its own).
+    pub call_log: std::sync::OnceLock<calllog::CallLog>,
 }
 
 impl Gateway {
@@ -55,11 +62,14 @@ impl Gateway {
             .expect("an HTTP client with default TLS roots");
         let cache = loaded.cache.as_ref().map(cache::ResponseCache::new);
         let blocks = blocks::Blocks::new(loaded.block_refresh);
+        let leases = lease::Leases::new(loaded.lease);
         Gateway {
             loaded,
             client,
             cache,
             blocks,
+            leases,
+            call_log: std::sync::OnceLock::new(),
         }
     }
 }
@@ -289,10 +299,13 @@ async fn admit_and_call(
         .prices
         .worst_case(&facts.model, body.len() as u64, facts.max_output_tokens)
         .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, "model_not_priced", e.to_string()))?;
-    let reservation = reserve(state, g, &scope, &facts.model, worst).await?;
+    let reserved_ms = crate::now_ms();
+    let hold = reserve(state, gateway, &scope, &facts.model, worst).await?;
     let mut settle = Settlement {
         state: state.clone(),
-        reservation,
+        hold,
+        credential: scope.id.clone(),
+        reserved_ms,
         worst,
         agent: scope.agent.clone(),
         project: scope.project.clone(),
@@ -533,10 +546,20 @@ impl Keep {
     }
 }
 
+/// What a call's worst case is reserved in.
+enum Hold {
+    /// A reservation of its own in the ledger.
+    Own(String),
+    /// A share of this replica's budget slice.
+    Lease(lease::Draw),
+}
+
 /// A reservation to settle once the call's cost is known.
 struct Settlement {
     state: Arc<AppState>,
-    reservation: String,
+    hold: Hold,
+    credential: String,
+    reserved_ms: i64,
     worst: Micros,
     agent: String,
     project: String,
@@ -559,27 +582,62 @@ impl Settlement {
     }
 
     async fn finish(self, cost: Micros) {
-        let route = self
-            .route
-            .as_ref()
-            .map(|(upstream, requested)| (upstream.as_str(), requested.as_deref()));
-        if let Err(e) = self
-            .state
-            .store
-            .settle_routed(&self.reservation, cost, route)
-            .await
-        {
-            // The reservation stays open and is charged in full by the abandoned-call sweep.
-            tracing::warn!(error = %e, reservation = %self.reservation, "settling a model call");
+        let Settlement {
+            state,
+            hold,
+            credential,
+            reserved_ms,
+            worst,
+            agent,
+            project,
+            model,
+            route,
+        } = self;
+        let (upstream, requested_model) = route.unzip();
+        let requested_model = requested_model.flatten();
+        match hold {
+            Hold::Own(reservation) => {
+                let route = upstream.as_deref().map(|u| (u, requested_model.as_deref()));
+                if let Err(e) = state.store.settle_routed(&reservation, cost, route).await {
+                    // The reservation stays open and is charged in full by the abandoned-call sweep.
+                    tracing::warn!(error = %e, reservation = %reservation, "settling a model call");
+                }
+            }
+            Hold::Lease(draw) => {
+                let gateway = state.gateway.as_ref().expect("a lease implies the gateway");
+                let lease_id = draw.lease.clone();
+                if let Some(retired) = gateway.leases.settle(draw, cost) {
+                    let failed = lease::settle_in_ledger(&state.store, vec![retired]).await;
+                    gateway.leases.retry_later(failed);
+                }
+                if let Some(log) = gateway.call_log.get() {
+                    log.push(lockgate_store::FinishedCall {
+                        id: lockgate_store::new_id(),
+                        agent: agent.clone(),
+                        project: project.clone(),
+                        credential,
+                        model: model.clone(),
+                        requested_model,
+                        upstream,
+                        reserved_micros: worst,
+                        cost_micros: cost.max(0),
+                        created_ms: reserved_ms,
+                        settled_ms: crate::now_ms(),
+                        lease: lease_id,
+                    })
+                    .await;
+                }
+            }
         }
-        let metrics = &self.state.metrics;
         let cost = cost.max(0) as u64;
-        metrics
+        state
+            .metrics
             .gateway_spend_micros
             .fetch_add(cost, std::sync::atomic::Ordering::Relaxed);
-        metrics
+        state
+            .metrics
             .gateway_spend
-            .record(&self.agent, &self.project, &self.model, cost);
+            .record(&agent, &project, &model, cost);
     }
 }
 
@@ -621,11 +679,12 @@ fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> Result<Scope, Refusal
 /// cap of the credential.
 async fn reserve(
     state: &AppState,
-    g: &Loaded,
+    gateway: &Gateway,
     scope: &Scope,
     model: &str,
     amount: Micros,
-) -> Result<String, Refusal> {
+) -> Result<Hold, Refusal> {
+    let g = &gateway.loaded;
     let now = crate::now_ms();
     let (day, month) = periods(now);
     let line = |scope: String, period: String, limit_micros: Micros| BudgetLine {
@@ -655,9 +714,17 @@ async fn reserve(
         model: model.to_string(),
         amount_micros: amount,
         lines,
+        lease: false,
     };
+    if gateway.call_log.get().is_some() {
+        match gateway.leases.draw(&state.store, &reservation).await {
+            Ok(Some(draw)) => return Ok(Hold::Lease(draw)),
+            Ok(None) => {}
+            Err(_) => return Err(unavailable()),
+        }
+    }
     match state.store.reserve(&reservation).await {
-        Ok(Ok(id)) => Ok(id),
+        Ok(Ok(id)) => Ok(Hold::Own(id)),
         Ok(Err(exhausted)) => {
             let resets = match exhausted.period.split_once(':') {
                 Some(("day", _)) => "at 00:00 UTC tomorrow".to_string(),
@@ -700,6 +767,37 @@ pub async fn sweep_abandoned(state: Arc<AppState>) {
             ),
             Err(e) => tracing::warn!(error = %e, "sweeping abandoned model calls"),
         }
+    }
+}
+
+/// Settles this replica's idle, old and retired budget slices until the server stops.
+pub async fn sweep_leases(state: Arc<AppState>) {
+    let Some(gateway) = &state.gateway else {
+        return;
+    };
+    let every = (gateway.loaded.lease.idle / 2).max(Duration::from_millis(50));
+    loop {
+        tokio::time::sleep(every).await;
+        let due = gateway.leases.due(false);
+        let failed = lease::settle_in_ledger(&state.store, due).await;
+        gateway.leases.retry_later(failed);
+    }
+}
+
+/// At shutdown (no call in flight): settles every slice and writes every queued call.
+pub async fn wind_down(state: &AppState) {
+    let Some(gateway) = &state.gateway else {
+        return;
+    };
+    let failed = lease::settle_in_ledger(&state.store, gateway.leases.due(true)).await;
+    if !failed.is_empty() {
+        tracing::warn!(
+            leases = failed.len(),
+            "budget leases left open; the abandoned-call sweep charges them in full"
+        );
+    }
+    if let Some(log) = gateway.call_log.get() {
+        log.flush().await;
     }
 }
 
