@@ -16,10 +16,9 @@
 //!
 //! LiteLLM is optional: without Python's venv (or PyPI) the LiteLLM columns say why.
 
-use crate::loadgen::{Load, Request, load};
-use std::io::BufRead;
+use crate::loadgen::{Load, Process, Request, load, start_printing_url};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,38 +35,6 @@ const LITELLM: &str = "litellm[proxy]==1.108.7";
 /// (Its bytes bound its input tokens from above — 100 as the fake provider reports them —
 /// as they do for real providers, so the worst-case reservation covers the real cost.)
 const REQUEST: &str = r#"{"model":"cheap-1","max_tokens":50,"messages":[{"role":"user","content":"Answer with the single word ok, and nothing else: this call is part of a benchmark."}]}"#;
-
-/// A child process killed when dropped.
-struct Process {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts a process that prints `… http://ADDR …` on its first line of stdout.
-fn start_printing_url(command: &mut Command) -> Process {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start a process");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_string();
-    Process { child, url }
-}
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()

@@ -1,7 +1,10 @@
 //! The open-loop load generator the server benchmarks share: requests at a fixed rate
 //! from keep-alive client threads, each request's latency measured from its scheduled
-//! start (so a slow server cannot hide queueing behind a slowed-down client).
+//! start (so a slow server cannot hide queueing behind a slowed-down client); and the
+//! servers under test, as child processes.
 
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,4 +75,36 @@ pub fn load(rate: u64, seconds: u64, request: Request) -> Load {
         errors,
         achieved: all.len() as f64 / elapsed.as_secs_f64(),
     }
+}
+
+/// A child process killed when dropped.
+pub struct Process {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a process that prints `… http://ADDR …` on its first line of stdout.
+pub fn start_printing_url(command: &mut Command) -> Process {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start a process");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    Process { child, url }
 }

@@ -10,25 +10,12 @@
 //! that commits each decision before answering pays at least.
 
 use super::build_repo;
-use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::loadgen::{Load, Request, WORKERS, load};
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::loadgen::{Load, Process, Request, WORKERS, load, start_printing_url};
 
 fn lockgate_out(lockgate: &Path, dir: &Path, args: &[&str]) -> String {
     let out = Command::new(lockgate)
@@ -39,32 +26,14 @@ fn lockgate_out(lockgate: &Path, dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn start(lockgate: &Path, dir: &Path, config: &Path, db: &str) -> Server {
-    let mut child = Command::new(lockgate)
-        .current_dir(dir)
-        .args([
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--database-url",
-            db,
-        ])
-        .args(["--listen", "127.0.0.1:0"])
-        .env("LOCKGATE_LOG_LEVEL", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start lockgate serve");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_string();
-    Server { child, url }
+fn start(lockgate: &Path, dir: &Path, config: &Path, db: &str) -> Process {
+    start_printing_url(
+        Command::new(lockgate)
+            .current_dir(dir)
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .args(["--database-url", db, "--listen", "127.0.0.1:0"])
+            .env("LOCKGATE_LOG_LEVEL", "error"),
+    )
 }
 
 fn report(label: &str, l: &Load) {

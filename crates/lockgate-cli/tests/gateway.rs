@@ -38,6 +38,10 @@ fn upstream() -> FakeHttp {
                 std::thread::sleep(std::time::Duration::from_secs(3));
                 (200, "application/json", CHAT_ANSWER.into())
             }
+            (_, Some("lag-1")) => {
+                std::thread::sleep(std::time::Duration::from_millis(400));
+                (200, "application/json", CHAT_ANSWER.into())
+            }
             (_, Some("big-1")) => (
                 200,
                 "application/json",
@@ -108,6 +112,29 @@ fn call_raw(
         content_type.unwrap_or_default(),
         response.body_mut().read_to_string().unwrap(),
     )
+}
+
+/// Revokes a credential with the CLI, straight into the ledger.
+fn revoke(r: &TestRepo, credential: &str, db: &str) {
+    std::fs::write(r.path().join(".git/cred"), credential).unwrap();
+    let run = lockgate(
+        r,
+        &[
+            "token",
+            "inspect",
+            "--format",
+            "json",
+            "--credential-file",
+            ".git/cred",
+        ],
+    );
+    let scope: Value = serde_json::from_str(&run.stdout).unwrap();
+    let id = scope["id"].as_str().unwrap();
+    let run = lockgate(
+        r,
+        &["token", "revoke", id, "--by", "ada", "--database-url", db],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
 fn issue(r: &TestRepo, extra: &[&str]) -> String {
@@ -481,32 +508,7 @@ max_output_tokens = 100
     assert!(body.contains("budget project:acme/tiny for day:"), "{body}");
 
     // Revoked: refused at once.
-    std::fs::write(r.path().join(".git/cred"), &credential).unwrap();
-    let run = lockgate(
-        &r,
-        &[
-            "token",
-            "inspect",
-            "--format",
-            "json",
-            "--credential-file",
-            ".git/cred",
-        ],
-    );
-    let scope: Value = serde_json::from_str(&run.stdout).unwrap();
-    let run = lockgate(
-        &r,
-        &[
-            "token",
-            "revoke",
-            scope["id"].as_str().unwrap(),
-            "--by",
-            "ada",
-            "--database-url",
-            db,
-        ],
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    revoke(&r, &credential, db);
     // Revoked in the ledger directly: the server sees it within block_refresh.
     std::thread::sleep(std::time::Duration::from_millis(600));
     let (status, _, body) = call(&chat, &[("Authorization", &bearer)], &small);
@@ -812,7 +814,7 @@ max_entry_kib = 1
 name = "openai"
 api = "openai"
 base_url = "{url}"
-models = ["cheap-*", "big-*", "fail-*"]
+models = ["cheap-*", "big-*", "fail-*", "lag-*"]
 
 [[gateway.upstream]]
 name = "anthropic"
@@ -822,7 +824,7 @@ models = ["claude-*"]
 
 {prices}"#,
             url = provider.url,
-            prices = ["cheap-1", "big-1", "fail-1", "claude-test"]
+            prices = ["cheap-1", "big-1", "fail-1", "lag-1", "claude-test"]
                 .map(price)
                 .join("\n"),
         ),
@@ -834,6 +836,7 @@ models = ["claude-*"]
     let messages = format!("{base}/v1/messages");
     let models = [
         "--model", "cheap-*", "--model", "big-1", "--model", "fail-1", "--model", "claude-*",
+        "--model", "lag-1",
     ];
     let credential = issue(&r, &models);
     let bearer = format!("Bearer {credential}");
@@ -923,35 +926,41 @@ models = ["claude-*"]
     assert_eq!(upstream_calls(), 11);
 
     // Revoked: no answer, cached or not.
-    std::fs::write(r.path().join(".git/cred"), &credential).unwrap();
-    let run = lockgate(
-        &r,
-        &[
-            "token",
-            "inspect",
-            "--format",
-            "json",
-            "--credential-file",
-            ".git/cred",
-        ],
-    );
-    let scope: Value = serde_json::from_str(&run.stdout).unwrap();
-    let run = lockgate(
-        &r,
-        &[
-            "token",
-            "revoke",
-            scope["id"].as_str().unwrap(),
-            "--by",
-            "ada",
-            "--database-url",
-            &db,
-        ],
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    revoke(&r, &credential, &db);
     std::thread::sleep(std::time::Duration::from_millis(600));
     let (status, _, _, _) = call_raw(&chat, &auth, request);
     assert_eq!(status, 401);
+
+    // Five identical calls at once: one reaches the upstream, the others wait for it
+    // and get its answer.
+    let before = upstream_calls();
+    let slow = r#"{"model":"lag-1","temperature":0,"max_tokens":10,"messages":[]}"#;
+    let handles: Vec<_> = (0..5)
+        .map(|_| {
+            let (chat, bearer) = (chat.clone(), other_project.clone());
+            std::thread::spawn(move || call_raw(&chat, &[("Authorization", &bearer)], slow))
+        })
+        .collect();
+    let answers: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(upstream_calls(), before + 1, "collapsed into one call");
+    assert!(
+        answers
+            .iter()
+            .all(|(s, _, _, b)| *s == 200 && b == CHAT_ANSWER)
+    );
+    let hits = answers
+        .iter()
+        .filter(|a| a.1.as_deref() == Some("hit"))
+        .count();
+    assert_eq!(hits, 4);
+    let (_, metrics) = http("GET", &format!("{base}/metrics"), None, None);
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("lockgate_gateway_collapsed_total 4\n"),
+        "{metrics}"
+    );
     drop(server);
 }
 

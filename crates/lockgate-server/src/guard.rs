@@ -41,6 +41,7 @@ pub struct Metrics {
     pub gateway_freezes: AtomicU64,
     pub gateway_cache_hits: AtomicU64,
     pub gateway_cache_misses: AtomicU64,
+    pub gateway_collapsed: AtomicU64,
     /// Calls and money settled by this replica per agent, project and model.
     pub gateway_spend: SpendSeries,
 }
@@ -200,6 +201,11 @@ impl Metrics {
             "lockgate_gateway_cache_misses_total",
             "Deterministic model calls the response cache could not answer.",
             get(&self.gateway_cache_misses),
+        );
+        counter(
+            "lockgate_gateway_collapsed_total",
+            "Calls answered by an identical call in flight instead of their own (also counted as hits).",
+            get(&self.gateway_collapsed),
         );
         let (hits, misses) = (
             get(&self.gateway_cache_hits),

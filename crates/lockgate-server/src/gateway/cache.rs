@@ -10,13 +10,20 @@
 //! is replayed as a stream, event by event. `X-Lockgate-Cache: bypass` on a request skips
 //! the cache both ways; answers to cacheable requests say `X-Lockgate-Cache: hit` or
 //! `miss`.
+//!
+//! Identical cacheable requests in flight at once collapse into one upstream call: the
+//! first leads ([`Turn::Lead`]), the others wait for it and are answered from the cache
+//! when it kept an answer — or, when it did not (an error, a broken stream, an answer
+//! too large), go on to make their own call.
 
 use super::config::CacheSettings;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use lockgate_gateway::cache::CacheKey;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{OwnedRwLockWriteGuard, RwLock};
 
 /// The request and response header.
 pub const CACHE_HEADER: &str = "x-lockgate-cache";
@@ -33,6 +40,36 @@ pub struct Cached {
 pub struct ResponseCache {
     entries: moka::future::Cache<CacheKey, Arc<Cached>>,
     max_entry_bytes: usize,
+    /// Keys an upstream call is answering now; write-locked by the call until it ends.
+    inflight: Inflight,
+}
+
+type Inflight = Arc<Mutex<HashMap<CacheKey, Arc<RwLock<()>>>>>;
+
+/// Whether a cacheable call leads or waits for an identical one in flight.
+pub enum Turn {
+    Lead(Leader),
+    /// Read-lock it to wait until the leader is done, then look in the cache again.
+    Follow(Arc<RwLock<()>>),
+}
+
+/// The call that answers a key others may be waiting for: dropping it (after keeping
+/// its answer, or on any failure) lets them go.
+pub struct Leader {
+    inflight: Inflight,
+    key: CacheKey,
+    _running: OwnedRwLockWriteGuard<()>,
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        // Unlisted first, so a request arriving now looks in the cache or leads; the
+        // waiting ones wake when the guard drops right after.
+        self.inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
+    }
 }
 
 impl ResponseCache {
@@ -48,7 +85,27 @@ impl ResponseCache {
         ResponseCache {
             entries,
             max_entry_bytes: settings.max_entry_bytes,
+            inflight: Inflight::default(),
         }
+    }
+
+    /// Leads the upstream call for `key`, or follows the one in flight.
+    pub fn turn(&self, key: &CacheKey) -> Turn {
+        let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(running) = inflight.get(key) {
+            return Turn::Follow(running.clone());
+        }
+        let running = Arc::new(RwLock::new(()));
+        let guard = running
+            .clone()
+            .try_write_owned()
+            .expect("a new lock is free");
+        inflight.insert(*key, running);
+        Turn::Lead(Leader {
+            inflight: self.inflight.clone(),
+            key: *key,
+            _running: guard,
+        })
     }
 
     /// The largest answer kept.
@@ -150,6 +207,32 @@ mod tests {
             ]
         );
         assert!(split_events(Bytes::new()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn identical_calls_in_flight_follow_the_first_until_it_is_done() {
+        let cache = ResponseCache::new(&CacheSettings {
+            ttl: std::time::Duration::from_secs(60),
+            max_bytes: 1 << 20,
+            max_entry_bytes: 1024,
+        });
+        let Turn::Lead(leader) = cache.turn(&[7; 32]) else {
+            panic!("the first call leads");
+        };
+        let Turn::Follow(running) = cache.turn(&[7; 32]) else {
+            panic!("the second follows");
+        };
+        assert!(
+            matches!(cache.turn(&[8; 32]), Turn::Lead(_)),
+            "another key leads"
+        );
+        assert!(running.try_read().is_err(), "waits while the leader runs");
+        drop(leader);
+        assert!(running.try_read().is_ok(), "goes once the leader is done");
+        assert!(
+            matches!(cache.turn(&[7; 32]), Turn::Lead(_)),
+            "the key is free again"
+        );
     }
 
     #[tokio::test]

@@ -284,16 +284,30 @@ async fn admit_and_call(
         }
         _ => None,
     };
+    let mut leader = None;
     if let Some((c, key)) = &cached {
         if let Some(answer) = c.get(key).await {
             state.metrics.gateway_cache_hits.fetch_add(1, Relaxed);
             return Ok(cache::replay(&answer));
+        }
+        // An identical call in flight: wait for it, and take its answer if it kept one.
+        match c.turn(key) {
+            cache::Turn::Lead(l) => leader = Some(l),
+            cache::Turn::Follow(running) => {
+                drop(running.read().await);
+                if let Some(answer) = c.get(key).await {
+                    state.metrics.gateway_cache_hits.fetch_add(1, Relaxed);
+                    state.metrics.gateway_collapsed.fetch_add(1, Relaxed);
+                    return Ok(cache::replay(&answer));
+                }
+            }
         }
         state.metrics.gateway_cache_misses.fetch_add(1, Relaxed);
     }
     let keep = cached.map(|(_, key)| Keep {
         state: state.clone(),
         key,
+        _leader: leader,
     });
     let worst = g
         .prices
@@ -527,6 +541,8 @@ fn stream_through(
 struct Keep {
     state: Arc<AppState>,
     key: lockgate_gateway::cache::CacheKey,
+    /// Set when identical calls may be waiting for this one: they go when it drops.
+    _leader: Option<cache::Leader>,
 }
 
 impl Keep {
