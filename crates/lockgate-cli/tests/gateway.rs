@@ -1109,3 +1109,105 @@ fn leases_across_replicas_on_postgres() {
         leases_across_replicas,
     );
 }
+
+/// An upstream whose answer does not begin within its timeout: the call may still run
+/// and bill, so that attempt is charged its whole reservation and the next upstream is
+/// tried under a reservation of its own; with none left, 504. The ledger records each
+/// attempt with its upstream. Calls reserved one by one (`[gateway.lease] calls = 0`).
+fn timeout_fallback(db: &str) {
+    let r = TestRepo::new();
+    let provider = upstream();
+    let sleepy = FakeHttp::new(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        (200, "application/json", CHAT_ANSWER.into())
+    });
+    std::fs::write(r.path().join(".git/gateway.key"), [42u8; 32]).unwrap();
+    let config = r.path().join(".git/server.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{SERVER_CONFIG}
+[gateway]
+key_file = ".git/gateway.key"
+
+[gateway.lease]
+calls = 0
+
+[[gateway.upstream]]
+name = "sleepy"
+api = "openai"
+base_url = "{sleepy}"
+models = ["hang-*"]
+timeout = "300ms"
+
+[[gateway.upstream]]
+name = "good"
+api = "openai"
+base_url = "{url}"
+models = ["hang-1"]
+
+# Prices hang-1 and hang-2.
+[[gateway.price]]
+model = "hang"
+input_per_mtok = 1000000
+output_per_mtok = 2000000
+max_output_tokens = 1000
+"#,
+            url = provider.url,
+            sleepy = sleepy.url,
+        ),
+    )
+    .unwrap();
+    let server = start(&r, &config, db);
+    let chat = format!("{}/v1/chat/completions", server.url());
+    let bearer = format!("Bearer {}", issue(&r, &["--model", "hang-*"]));
+    let request = json!({"model": "hang-1", "max_tokens": 10, "messages": []});
+    let worst = serde_json::to_vec(&request).unwrap().len() as i64 + 20;
+
+    let (status, _, body) = call(&chat, &[("Authorization", &bearer)], &request);
+    assert_eq!((status, body.as_str()), (200, CHAT_ANSWER));
+    settled(db, worst + 200);
+    let calls = recent_calls(db);
+    let mut attempts: Vec<_> = calls
+        .iter()
+        .map(|c| (c.upstream.clone().unwrap_or_default(), c.cost_micros))
+        .collect();
+    attempts.sort();
+    assert_eq!(
+        attempts,
+        [
+            ("good".to_string(), Some(200)),
+            ("sleepy".to_string(), Some(worst))
+        ]
+    );
+
+    // Only the slow upstream serves hang-2: 504, charged its reservation.
+    let request = json!({"model": "hang-2", "max_tokens": 10, "messages": []});
+    let (status, _, body) = call(&chat, &[("Authorization", &bearer)], &request);
+    assert_eq!(status, 504, "{body}");
+    let err: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(err["error"]["type"], "upstream_timeout");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sleepy did not answer within 300ms"),
+        "{body}"
+    );
+    settled(db, 2 * worst + 200);
+    drop(server);
+}
+
+#[test]
+fn timeout_fallback_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    timeout_fallback(&format!(
+        "sqlite://{}",
+        dir.path().join("ledger.db").display()
+    ));
+}
+
+#[test]
+fn timeout_fallback_on_postgres() {
+    on_postgres("upstream timeout fallback on PostgreSQL", timeout_fallback);
+}

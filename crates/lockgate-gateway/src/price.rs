@@ -96,6 +96,12 @@ impl PriceTable {
                     p.model
                 ));
             }
+            if p.model.contains('*') {
+                return Err(format!(
+                    "price for {:?}: name a model, or a family whose `-…` variants it prices (\"claude-sonnet-4-5\" prices \"claude-sonnet-4-5-20250929\"); no wildcards",
+                    p.model
+                ));
+            }
             table.models.insert(p.model.clone(), p.clone());
         }
         Ok(table)
@@ -304,5 +310,13 @@ mod tests {
             max_output_tokens: 1,
         };
         assert!(PriceTable::with_overrides(&[negative]).is_err());
+        let wildcard = ModelPrice {
+            model: "qwen*".into(),
+            input_per_mtok: 0,
+            output_per_mtok: 0,
+            max_output_tokens: 1,
+        };
+        let error = PriceTable::with_overrides(&[wildcard]).unwrap_err();
+        assert!(error.contains("no wildcards"), "{error}");
     }
 }

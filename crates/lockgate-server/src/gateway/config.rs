@@ -376,6 +376,14 @@ pub struct UpstreamConfig {
     /// Models served here (exact names or `prefix*`); the first upstream that matches
     /// takes the call.
     pub models: Vec<String>,
+    /// How long to wait for the answer to begin (its status and headers) before
+    /// trying the next upstream; a non-streaming answer begins only once generated.
+    #[serde(default = "default_upstream_timeout")]
+    pub timeout: String,
+}
+
+fn default_upstream_timeout() -> String {
+    "600s".into()
 }
 
 /// The gateway as loaded at start.
@@ -442,6 +450,7 @@ pub struct Upstream {
     pub base_url: String,
     pub key: Option<String>,
     pub models: Vec<String>,
+    pub timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -452,6 +461,7 @@ impl std::fmt::Debug for Upstream {
             .field("base_url", &self.base_url)
             .field("key", &self.key.as_ref().map(|_| "<redacted>"))
             .field("models", &self.models)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -625,6 +635,15 @@ impl GatewayConfig {
                 base_url: u.base_url.trim_end_matches('/').to_string(),
                 key,
                 models: u.models.clone(),
+                timeout: humantime::parse_duration(&u.timeout)
+                    .ok()
+                    .filter(|d| *d >= std::time::Duration::from_millis(10))
+                    .ok_or_else(|| {
+                        err(format!(
+                            "upstream {}: timeout {:?}: write e.g. \"60s\" (at least 10ms)",
+                            u.name, u.timeout
+                        ))
+                    })?,
             });
         }
         Ok(Some(Loaded {

@@ -327,33 +327,32 @@ async fn admit_and_call(
         route: None,
     };
 
-    // Fall back to the next upstream only when this one surely did not run the call:
-    // it could not be reached, or it answered 5xx (providers do not bill those). A
-    // timeout after sending is not retried — the call may have run, and a second one
-    // could spend twice what was reserved.
+    // Fall back to the next upstream when this one surely did not run the call — it
+    // could not be reached, or it answered 5xx (providers do not bill those) — or when
+    // its answer did not begin within its timeout. A call that timed out may still run
+    // and bill, so it is charged its whole reservation and the next attempt reserves
+    // its own worst case: a fallback never spends money the budget did not hold.
     let mut failures = Vec::new();
     let mut answered = None;
     for (i, upstream) in candidates.iter().enumerate() {
         let last = i + 1 == candidates.len();
-        match upstream_request(gateway, upstream, api, headers, body.clone(), facts.stream)
-            .send()
-            .await
-        {
-            Ok(answer) if answer.status().is_server_error() && !last => {
+        let request = upstream_request(gateway, upstream, api, headers, body.clone(), facts.stream);
+        match tokio::time::timeout(upstream.timeout, request.send()).await {
+            Ok(Ok(answer)) if answer.status().is_server_error() && !last => {
                 failures.push(format!(
                     "{} answered {}",
                     upstream.name,
                     answer.status().as_u16()
                 ));
             }
-            Ok(answer) => {
+            Ok(Ok(answer)) => {
                 answered = Some((*upstream, answer));
                 break;
             }
-            Err(e) if e.is_connect() => {
+            Ok(Err(e)) if e.is_connect() => {
                 failures.push(format!("{} could not be reached", upstream.name));
             }
-            Err(_) => {
+            Ok(Err(_)) => {
                 settle.finish(worst).await;
                 return Err(Refusal::new(
                     StatusCode::BAD_GATEWAY,
@@ -363,6 +362,47 @@ async fn admit_and_call(
                         upstream.name
                     ),
                 ));
+            }
+            Err(_elapsed) => {
+                let timed_out = format!(
+                    "{} did not answer within {}",
+                    upstream.name,
+                    humantime::format_duration(upstream.timeout)
+                );
+                if last {
+                    settle.route = Some((upstream.name.clone(), requested_model));
+                    settle.finish(worst).await;
+                    return Err(Refusal::new(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "upstream_timeout",
+                        format!(
+                            "{}; the call is charged its reservation",
+                            failures
+                                .iter()
+                                .chain([&timed_out])
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        ),
+                    ));
+                }
+                match reserve(state, gateway, &scope, &facts.model, worst).await {
+                    Ok(hold) => {
+                        let mut attempt = settle.swap_hold(hold);
+                        attempt.route = Some((upstream.name.clone(), requested_model.clone()));
+                        attempt.finish(worst).await;
+                        failures.push(timed_out);
+                    }
+                    Err(mut refusal) => {
+                        settle.route = Some((upstream.name.clone(), requested_model));
+                        settle.finish(worst).await;
+                        refusal.message = format!(
+                            "{timed_out} (charged its reservation), and no retry elsewhere: {}",
+                            refusal.message
+                        );
+                        return Err(refusal);
+                    }
+                }
             }
         }
     }
@@ -586,6 +626,24 @@ struct Settlement {
 }
 
 impl Settlement {
+    /// Puts the call's next attempt under `hold` and returns the previous attempt's
+    /// settlement (same call, its own hold) to finish on its own.
+    fn swap_hold(&mut self, hold: Hold) -> Settlement {
+        let previous = std::mem::replace(&mut self.hold, hold);
+        let reserved_ms = std::mem::replace(&mut self.reserved_ms, crate::now_ms());
+        Settlement {
+            state: self.state.clone(),
+            hold: previous,
+            credential: self.credential.clone(),
+            reserved_ms,
+            worst: self.worst,
+            agent: self.agent.clone(),
+            project: self.project.clone(),
+            model: self.model.clone(),
+            route: None,
+        }
+    }
+
     /// What the reported usage costs; the whole reservation when there is none (or
     /// the model cannot be priced).
     fn cost_of(&self, usage: Option<Usage>) -> Micros {
