@@ -1,8 +1,10 @@
-//! Credentials come from agents and model responses from upstreams: decoding, verifying
-//! and following streams must never panic, and no credential the fuzzer makes verifies.
+//! Credentials and requests come from agents and model responses from upstreams:
+//! decoding, verifying, keying and following streams must never panic, no credential
+//! the fuzzer makes verifies, and a request's cache key does not depend on its layout.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use lockgate_gateway::api::{Api, RequestFacts, StreamUsage, usage_from_response};
+use lockgate_gateway::cache::cache_key;
 use lockgate_gateway::credential::Credential;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,5 +21,10 @@ fuzz_target!(|data: &[u8]| {
             usage.feed(chunk);
         }
         let _ = usage.usage();
+        if let Some(key) = cache_key(api, "p", data) {
+            let doc: serde_json::Value = serde_json::from_slice(data).unwrap();
+            let pretty = serde_json::to_vec_pretty(&doc).unwrap();
+            assert_eq!(cache_key(api, "p", &pretty), Some(key));
+        }
     }
 });
