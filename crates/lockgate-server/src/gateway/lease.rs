@@ -217,6 +217,12 @@ impl Leases {
             });
         }
         table.retain(|_, slices| !slices.is_empty());
+        // Forget the acquisition locks of lines without slices that nobody holds (the
+        // lines change every day, so they would otherwise pile up).
+        self.acquiring
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|lines, gate| table.contains_key(lines) || Arc::strong_count(gate) > 1);
         out
     }
 }
@@ -332,6 +338,11 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         let idle = leases.due(false);
         assert_eq!(idle.len(), 1);
+        assert!(leases.table().is_empty());
+        assert!(
+            leases.acquiring.lock().unwrap().is_empty(),
+            "nothing kept for lines without slices"
+        );
         assert!(settle_in_ledger(&store, idle).await.is_empty());
         assert_eq!(line(&store).await, (190, 0));
         store.close().await;
