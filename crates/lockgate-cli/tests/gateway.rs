@@ -57,6 +57,25 @@ fn upstream() -> FakeHttp {
     })
 }
 
+/// `[gateway]` config for one fake upstream serving `cheap-*`, with `cheap-1` priced at
+/// 1 µ$ per input and 2 µ$ per output token.
+fn cheap_upstream(url: &str) -> String {
+    format!(
+        r#"[[gateway.upstream]]
+name = "fake"
+api = "openai"
+base_url = "{url}"
+models = ["cheap-*"]
+
+[[gateway.price]]
+model = "cheap-1"
+input_per_mtok = 1000000
+output_per_mtok = 2000000
+max_output_tokens = 1000
+"#
+    )
+}
+
 /// POSTs raw JSON with extra headers; status, content type and body text.
 fn call(url: &str, headers: &[(&str, &str)], body: &Value) -> (u16, String, String) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -577,19 +596,8 @@ factor = 2
 floor = "0.0005"
 interval = "1s"
 
-[[gateway.upstream]]
-name = "fake"
-api = "openai"
-base_url = "{url}"
-models = ["cheap-*"]
-
-[[gateway.price]]
-model = "cheap-1"
-input_per_mtok = 1000000
-output_per_mtok = 2000000
-max_output_tokens = 1000
-"#,
-            url = provider.url,
+{cheap}"#,
+            cheap = cheap_upstream(&provider.url),
             oncall = oncall.url,
         ),
     )
@@ -988,19 +996,8 @@ agent_daily = "0.02"
 calls = 8
 idle = "200ms"
 
-[[gateway.upstream]]
-name = "fake"
-api = "openai"
-base_url = "{url}"
-models = ["cheap-*"]
-
-[[gateway.price]]
-model = "cheap-1"
-input_per_mtok = 1000000
-output_per_mtok = 2000000
-max_output_tokens = 1000
-"#,
-            url = provider.url,
+{cheap}"#,
+            cheap = cheap_upstream(&provider.url),
         ),
     )
     .unwrap();

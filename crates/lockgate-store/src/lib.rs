@@ -26,7 +26,7 @@ pub mod spend;
 mod tokens;
 
 pub use budgets::{BudgetLine, BudgetState, CallRecord, Exhausted, FinishedCall, NewReservation};
-pub use spend::{CallBlock, SpendBy, SpendRow};
+pub use spend::{SpendBy, SpendRow};
 pub use tokens::{Role, TokenRecord};
 
 pub use records::*;

@@ -19,15 +19,6 @@ pub const MAX_GROUPS: usize = 1000;
 /// What a call's cost counts as: its settled cost, or its reservation while open.
 const CALL_SPEND: &str = "COALESCE(cost_micros, amount_micros)";
 
-/// Why an agent's model calls are refused before they reach an upstream.
-#[derive(Debug, Clone)]
-pub enum CallBlock {
-    /// The credential was revoked.
-    Revoked,
-    /// The agent is frozen by this hold.
-    Frozen(HoldRecord),
-}
-
 /// How spend is grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpendBy {
@@ -37,7 +28,8 @@ pub enum SpendBy {
 }
 
 impl SpendBy {
-    fn column(self) -> &'static str {
+    /// `agent`, `project` or `model` (also the column grouped by).
+    pub fn as_str(self) -> &'static str {
         match self {
             SpendBy::Agent => "agent",
             SpendBy::Project => "project",
@@ -60,7 +52,7 @@ pub struct SpendRow {
 impl Store {
     /// Spend per group over calls made at or after `since_ms`, largest first.
     pub async fn spend_by(&self, by: SpendBy, since_ms: i64) -> Result<Vec<SpendRow>, StoreError> {
-        let column = by.column();
+        let column = by.as_str();
         let rows = sqlx::query(&format!(
             "SELECT {column} AS key, CAST(COUNT(*) AS BIGINT) AS calls, \
              CAST(SUM({CALL_SPEND}) AS BIGINT) AS spent, \

@@ -7,13 +7,22 @@
 //! Fail closed: when the snapshot could not be refreshed for `STALE_AFTER` refreshes,
 //! calls are refused as "ledger unavailable" rather than checked against old state.
 
-use lockgate_store::{CallBlock, HoldRecord, Store, StoreError};
+use lockgate_store::{HoldRecord, Store, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 /// Missed refreshes after which the snapshot is too old to trust.
 const STALE_AFTER: u32 = 10;
+
+/// Why an agent's model calls are refused before they reach an upstream.
+#[derive(Debug, Clone)]
+pub enum CallBlock {
+    /// The credential was revoked.
+    Revoked,
+    /// The agent is frozen by this hold.
+    Frozen(HoldRecord),
+}
 
 /// The snapshot and how to keep it current.
 pub struct Blocks {

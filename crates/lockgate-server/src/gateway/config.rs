@@ -7,6 +7,32 @@ use lockgate_gateway::anomaly::SpikeRule;
 use lockgate_gateway::price::{Micros, ModelPrice, PriceTable, parse_usd};
 use serde::Deserialize;
 use std::path::PathBuf;
+use std::time::Duration;
+
+const SECOND: Duration = Duration::from_secs(1);
+const TEN_MS: Duration = Duration::from_millis(10);
+/// The longest duration any gateway setting takes (a year).
+const MAX_WAIT: Duration = Duration::from_secs(366 * 86_400);
+
+/// Reads a duration setting (`"30s"`, `"1h 30m"`) within `range`; the error names the
+/// setting and shows an example.
+fn duration(
+    field: &str,
+    text: &str,
+    example: &str,
+    range: std::ops::RangeInclusive<Duration>,
+) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .ok()
+        .filter(|d| range.contains(d))
+        .ok_or_else(|| {
+            format!(
+                "{field} {text:?}: write e.g. \"{example}\" ({} to {})",
+                humantime::format_duration(*range.start()),
+                humantime::format_duration(*range.end())
+            )
+        })
+}
 
 /// `[gateway]`. Without `key_file`/`key_env` the gateway is off (its routes answer 404).
 #[derive(Debug, Clone, Deserialize)]
@@ -158,10 +184,7 @@ impl CacheConfig {
         if !self.enabled {
             return Ok(None);
         }
-        let ttl = humantime::parse_duration(&self.ttl)
-            .ok()
-            .filter(|d| *d >= std::time::Duration::from_secs(1))
-            .ok_or_else(|| format!("cache.ttl {:?}: write e.g. \"1h\" (at least 1s)", self.ttl))?;
+        let ttl = duration("cache.ttl", &self.ttl, "1h", SECOND..=MAX_WAIT)?;
         if !(1..=65_536).contains(&self.max_mib) {
             return Err(format!(
                 "cache.max_mib {}: between 1 and 65536",
@@ -250,17 +273,9 @@ impl AnomalyConfig {
         if !self.enabled {
             return Ok(None);
         }
-        let duration = |field: &str, text: &str| {
-            humantime::parse_duration(text)
-                .ok()
-                .filter(|d| *d >= std::time::Duration::from_secs(1))
-                .ok_or_else(|| {
-                    format!("anomaly.{field} {text:?}: write e.g. \"10m\" (at least 1s)")
-                })
-        };
-        let window = duration("window", &self.window)?;
-        let baseline = duration("baseline", &self.baseline)?;
-        let interval = duration("interval", &self.interval)?;
+        let window = duration("anomaly.window", &self.window, "10m", SECOND..=MAX_WAIT)?;
+        let baseline = duration("anomaly.baseline", &self.baseline, "24h", SECOND..=MAX_WAIT)?;
+        let interval = duration("anomaly.interval", &self.interval, "30s", SECOND..=MAX_WAIT)?;
         if baseline < window {
             return Err("anomaly.baseline must be at least as long as anomaly.window".into());
         }
@@ -537,15 +552,13 @@ impl GatewayConfig {
             }
         }
         let prices = PriceTable::with_overrides(&self.prices).map_err(err)?;
-        let abandon_after = humantime::parse_duration(&self.abandon_after)
-            .ok()
-            .filter(|d| *d >= std::time::Duration::from_secs(1))
-            .ok_or_else(|| {
-                err(format!(
-                    "abandon_after {:?}: write e.g. \"30m\" (at least 1s)",
-                    self.abandon_after
-                ))
-            })?;
+        let abandon_after = duration(
+            "abandon_after",
+            &self.abandon_after,
+            "30m",
+            SECOND..=MAX_WAIT,
+        )
+        .map_err(err)?;
         for route in &self.routes {
             if route.task_class.is_empty() {
                 return Err(err("a route needs a task_class".into()));
@@ -556,28 +569,15 @@ impl GatewayConfig {
         }
         let anomaly = self.anomaly.load().map_err(err)?;
         let cache = self.cache.load().map_err(err)?;
-        let block_refresh = humantime::parse_duration(&self.block_refresh)
-            .ok()
-            .filter(|d| {
-                (std::time::Duration::from_millis(50)..=std::time::Duration::from_secs(60))
-                    .contains(d)
-            })
-            .ok_or_else(|| {
-                err(format!(
-                    "block_refresh {:?}: write e.g. \"500ms\" (50ms to 60s)",
-                    self.block_refresh
-                ))
-            })?;
-        let lease_duration = |field: &str, text: &str| {
-            humantime::parse_duration(text)
-                .ok()
-                .filter(|d| *d >= std::time::Duration::from_millis(10))
-                .ok_or_else(|| {
-                    err(format!(
-                        "lease.{field} {text:?}: write e.g. \"2s\" (at least 10ms)"
-                    ))
-                })
-        };
+        let block_refresh = duration(
+            "block_refresh",
+            &self.block_refresh,
+            "500ms",
+            Duration::from_millis(50)..=Duration::from_secs(60),
+        )
+        .map_err(err)?;
+        let lease_duration =
+            |field: &str, text: &str| duration(field, text, "2s", TEN_MS..=MAX_WAIT).map_err(err);
         if self.lease.calls > 100_000 {
             return Err(err(format!(
                 "lease.calls {}: at most 100000",
@@ -586,9 +586,9 @@ impl GatewayConfig {
         }
         let lease = super::lease::LeasePolicy {
             calls_per_lease: self.lease.calls,
-            idle: lease_duration("idle", &self.lease.idle)?,
+            idle: lease_duration("lease.idle", &self.lease.idle)?,
             // A slice must settle long before the sweep would take it for abandoned.
-            max_age: lease_duration("max_age", &self.lease.max_age)?.min(abandon_after / 2),
+            max_age: lease_duration("lease.max_age", &self.lease.max_age)?.min(abandon_after / 2),
         };
         let mut upstreams = Vec::new();
         for u in &self.upstreams {
@@ -635,15 +635,13 @@ impl GatewayConfig {
                 base_url: u.base_url.trim_end_matches('/').to_string(),
                 key,
                 models: u.models.clone(),
-                timeout: humantime::parse_duration(&u.timeout)
-                    .ok()
-                    .filter(|d| *d >= std::time::Duration::from_millis(10))
-                    .ok_or_else(|| {
-                        err(format!(
-                            "upstream {}: timeout {:?}: write e.g. \"60s\" (at least 10ms)",
-                            u.name, u.timeout
-                        ))
-                    })?,
+                timeout: duration(
+                    &format!("upstream {}: timeout", u.name),
+                    &u.timeout,
+                    "60s",
+                    TEN_MS..=MAX_WAIT,
+                )
+                .map_err(err)?,
             });
         }
         Ok(Some(Loaded {

@@ -34,36 +34,22 @@ pub struct SpendView {
     pub rows: Vec<SpendLine>,
 }
 
-/// One group's spend.
+/// One group's spend, with the amount in dollars.
 #[derive(Debug, Serialize)]
 pub struct SpendLine {
-    pub key: String,
-    pub calls: i64,
-    pub open_calls: i64,
-    pub spent_micros: i64,
+    #[serde(flatten)]
+    pub row: SpendRow,
     /// `spent_micros` as dollars (`$0.0123`).
     pub spent_usd: String,
 }
 
-impl From<SpendRow> for SpendLine {
-    fn from(r: SpendRow) -> SpendLine {
-        SpendLine {
-            spent_usd: format_usd(r.spent_micros),
-            key: r.key,
-            calls: r.calls,
-            open_calls: r.open_calls,
-            spent_micros: r.spent_micros,
-        }
-    }
-}
-
 /// Reads the query's grouping and period; 422 with what to write when they are wrong.
-pub fn parse(q: &SpendQuery) -> Result<(SpendBy, &'static str, Duration), ApiError> {
+pub fn parse(q: &SpendQuery) -> Result<(SpendBy, Duration), ApiError> {
     let bad = |m: String| ApiError(StatusCode::UNPROCESSABLE_ENTITY, m);
-    let (by, name) = match q.by.as_deref().unwrap_or("agent") {
-        "agent" => (SpendBy::Agent, "agent"),
-        "project" => (SpendBy::Project, "project"),
-        "model" => (SpendBy::Model, "model"),
+    let by = match q.by.as_deref().unwrap_or("agent") {
+        "agent" => SpendBy::Agent,
+        "project" => SpendBy::Project,
+        "model" => SpendBy::Model,
         other => {
             return Err(bad(format!(
                 "by={other:?}: group by agent, project or model"
@@ -79,22 +65,23 @@ pub fn parse(q: &SpendQuery) -> Result<(SpendBy, &'static str, Duration), ApiErr
                 "since={since:?}: write e.g. 24h or 7d (at most 366d)"
             ))
         })?;
-    Ok((by, name, period))
+    Ok((by, period))
 }
 
 /// Spend per group over the last `period`.
-pub async fn load(
-    state: &AppState,
-    by: SpendBy,
-    name: &'static str,
-    period: Duration,
-) -> Result<SpendView, ApiError> {
+pub async fn load(state: &AppState, by: SpendBy, period: Duration) -> Result<SpendView, ApiError> {
     let since_ms = crate::now_ms() - period.as_millis() as i64;
     let rows = state.store.spend_by(by, since_ms).await?;
     Ok(SpendView {
-        by: name,
+        by: by.as_str(),
         since_ms,
-        rows: rows.into_iter().map(SpendLine::from).collect(),
+        rows: rows
+            .into_iter()
+            .map(|row| SpendLine {
+                spent_usd: format_usd(row.spent_micros),
+                row,
+            })
+            .collect(),
     })
 }
 
@@ -105,6 +92,6 @@ pub async fn api(
     Query(q): Query<SpendQuery>,
 ) -> ApiResult<SpendView> {
     caller(&state, &headers).await?;
-    let (by, name, period) = parse(&q)?;
-    Ok(Json(load(&state, by, name, period).await?))
+    let (by, period) = parse(&q)?;
+    Ok(Json(load(&state, by, period).await?))
 }

@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use axum::{Router, extract::Request};
 use hmac::{Hmac, Mac};
 use lockgate_core::approvals;
-use lockgate_store::{ApprovalState, HoldRecord, HoldScope, Role, TokenRecord};
+use lockgate_store::{ApprovalState, HoldRecord, HoldScope, Role, SpendBy, TokenRecord};
 use maud::Markup;
 use serde::Deserialize;
 use sha2::Sha256;
@@ -300,14 +300,10 @@ async fn spend(
     let csrf = s.csrf();
     let viewer = s.viewer(&csrf);
     let loaded = async {
-        let (_, _, period) = spend::parse(&q)?;
+        let (_, period) = spend::parse(&q)?;
         let mut views = Vec::new();
-        for (by, name) in [
-            (lockgate_store::SpendBy::Agent, "agent"),
-            (lockgate_store::SpendBy::Project, "project"),
-            (lockgate_store::SpendBy::Model, "model"),
-        ] {
-            views.push(spend::load(&state, by, name, period).await?);
+        for by in [SpendBy::Agent, SpendBy::Project, SpendBy::Model] {
+            views.push(spend::load(&state, by, period).await?);
         }
         let frozen: Vec<HoldRecord> = state
             .store

@@ -209,9 +209,9 @@ pub fn spend(
                         tbody {
                             @for r in &v.rows {
                                 tr {
-                                    td { (r.key) }
-                                    td.num { (r.calls) }
-                                    td.num { (r.open_calls) }
+                                    td { (r.row.key) }
+                                    td.num { (r.row.calls) }
+                                    td.num { (r.row.open_calls) }
                                     td.num { (r.spent_usd) }
                                 }
                             }
