@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 use lockgate_server::config::ServerConfig;
+use lockgate_server::queue::Gate;
 use lockgate_store::{Role, Store};
 use std::path::PathBuf;
 
@@ -122,7 +123,13 @@ pub fn run(args: ServeArgs) -> Result<u8> {
             if let Some(listen) = args.listen {
                 config.listen = listen;
             }
-            runtime()?.block_on(lockgate_server::serve(config, registry, shutdown()))?;
+            let gate: std::sync::Arc<dyn Gate> = std::sync::Arc::new(CheckGate);
+            runtime()?.block_on(lockgate_server::serve(
+                config,
+                registry,
+                Some(gate),
+                shutdown(),
+            ))?;
             Ok(0)
         }
     }
@@ -135,5 +142,32 @@ async fn shutdown() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term.recv() => {},
+    }
+}
+
+/// The merge queue's gate: the whole `lockgate check` pipeline on the queue's result,
+/// with the rules, CODEOWNERS, policies and trust root read at the target's tip.
+struct CheckGate;
+
+impl Gate for CheckGate {
+    fn check(
+        &self,
+        repo: &std::path::Path,
+        base: &str,
+        head: &str,
+    ) -> Result<lockgate_core::decision::Decision, String> {
+        let request = crate::check::CheckRequest {
+            repo: repo.to_path_buf(),
+            base: base.to_string(),
+            head: head.to_string(),
+            config_file: None,
+            policy_dir: None,
+            rules_at: None,
+            evidence: Default::default(),
+            ledger: None,
+        };
+        crate::check::run(&request)
+            .map(|r| r.decision)
+            .map_err(|e| format!("{e:#}"))
     }
 }

@@ -70,6 +70,9 @@ pub struct Workspace {
     dir: PathBuf,
 }
 
+/// Where provenance notes live (the ref `lockgate attest` writes).
+const NOTES_REF: &str = "refs/notes/lockgate";
+
 /// Who the built commits are made by (the author of a rebased commit is kept).
 const COMMITTER_NAME: &str = "Lockgate merge queue";
 const COMMITTER_EMAIL: &str = "merge-queue@lockgate.invalid";
@@ -150,7 +153,10 @@ impl Workspace {
         check_oid(head)?;
         match method {
             Method::Merge => {
+                // Authored by the change's head author too: the gate's re-check of the
+                // result then sees the same authorship as the change itself.
                 let tree = self.merge_tree(None, target, head)?;
+                let author = self.author(head)?;
                 let args = [
                     "commit-tree",
                     &tree,
@@ -161,7 +167,7 @@ impl Workspace {
                     "-m",
                     message,
                 ];
-                let commit = self.commit(&args, None)?;
+                let commit = self.commit(&args, Some(&author))?;
                 Ok(Built { commit, tree })
             }
             Method::Squash => {
@@ -285,6 +291,65 @@ impl Workspace {
             });
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// The workspace's directory (a bare repository).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Fetches the remote's provenance notes (`refs/notes/lockgate`) when it has any;
+    /// false when it has none.
+    pub fn fetch_notes(&self) -> Result<bool, MergeError> {
+        let listed = self.run(&["ls-remote", "origin", NOTES_REF])?;
+        if listed.trim().is_empty() {
+            return Ok(false);
+        }
+        self.run(&[
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--force",
+            "origin",
+            &format!("{NOTES_REF}:{NOTES_REF}"),
+        ])?;
+        Ok(true)
+    }
+
+    /// Whether `ancestor` is `descendant` or one of its ancestors.
+    pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> Result<bool, MergeError> {
+        check_oid(ancestor)?;
+        check_oid(descendant)?;
+        let args = ["merge-base", "--is-ancestor", ancestor, descendant];
+        let out = git_output(&self.dir, &args)?;
+        match out.status.code() {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => Err(MergeError::Git {
+                args: args.join(" "),
+                detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            }),
+        }
+    }
+
+    /// Checks `commit` out into `dir` (a new linked worktree, detached) for a test run;
+    /// [`Workspace::remove_checkout`] removes it.
+    pub fn checkout(&self, commit: &str, dir: &Path) -> Result<(), MergeError> {
+        check_oid(commit)?;
+        let path = dir.to_str().ok_or_else(|| {
+            MergeError::Invalid(dir.display().to_string(), "checkout path (not UTF-8)")
+        })?;
+        self.run(&[
+            "worktree", "add", "--quiet", "--detach", "--force", path, commit,
+        ])?;
+        Ok(())
+    }
+
+    /// Removes a checkout made by [`Workspace::checkout`], whatever the test left in it.
+    pub fn remove_checkout(&self, dir: &Path) -> Result<(), MergeError> {
+        let _ = std::fs::remove_dir_all(dir);
+        self.run(&["worktree", "prune"])?;
+        Ok(())
     }
 
     /// Points the remote's `branch` at `new` if it still points at `expected`.

@@ -100,6 +100,11 @@ fn a_merge_commit_lands_when_the_target_has_not_moved() {
         w.origin_git(&["log", "-1", "--format=%cn <%ce>|%s", "main"]),
         "Lockgate merge queue <merge-queue@lockgate.invalid>|Merge change"
     );
+    // Authored by the change's head author, so a re-check sees the same authorship.
+    assert_eq!(
+        w.origin_git(&["log", "-1", "--format=%an <%ae>", "main"]),
+        w.origin_git(&["log", "-1", "--format=%an <%ae>", &head])
+    );
 }
 
 #[test]

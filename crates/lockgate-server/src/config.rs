@@ -40,6 +40,9 @@ pub struct ServerConfig {
     /// The LLM gateway for agents (docs/gateway.md).
     #[serde(default)]
     pub gateway: crate::gateway::config::GatewayConfig,
+    /// The merge queue (docs/merge-queue.md).
+    #[serde(default)]
+    pub merge: crate::queue::config::MergeConfig,
     /// `gateway` with its keys, loaded at start.
     #[serde(skip)]
     pub gateway_loaded: Option<std::sync::Arc<crate::gateway::config::Loaded>>,
@@ -68,6 +71,7 @@ impl Default for ServerConfig {
             github: GithubConfig::default(),
             people: Vec::new(),
             gateway: Default::default(),
+            merge: Default::default(),
             gateway_loaded: None,
         }
     }
@@ -425,6 +429,7 @@ impl ServerConfig {
         self.escalation.validate()?;
         self.slack.validate()?;
         self.github.validate()?;
+        self.merge.validate()?;
         self.gateway_loaded = self.gateway.load()?.map(std::sync::Arc::new);
         Ok(())
     }

@@ -181,8 +181,23 @@ pub(crate) async fn post_oncall(
     state: &AppState,
     notice: &serde_json::Value,
 ) -> Result<(), String> {
+    let url = state
+        .config
+        .escalation
+        .webhook
+        .clone()
+        .ok_or("no webhook")?;
+    post_signed(state, url, notice).await
+}
+
+/// POSTs a notice to `url`, signed (`X-Lockgate-Signature`) when `[escalation]
+/// secret_file` is configured.
+pub(crate) async fn post_signed(
+    state: &AppState,
+    url: String,
+    notice: &serde_json::Value,
+) -> Result<(), String> {
     let config: &EscalationConfig = &state.config.escalation;
-    let url = config.webhook.clone().ok_or("no webhook")?;
     let body = serde_json::to_vec(notice).map_err(|e| e.to_string())?;
     let signature = config
         .secret()

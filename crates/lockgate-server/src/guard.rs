@@ -42,6 +42,9 @@ pub struct Metrics {
     pub gateway_cache_hits: AtomicU64,
     pub gateway_cache_misses: AtomicU64,
     pub gateway_collapsed: AtomicU64,
+    /// Changes the merge queue landed, and entries it ejected.
+    pub merges: AtomicU64,
+    pub ejections: AtomicU64,
     /// Calls and money settled by this replica per agent, project and model.
     pub gateway_spend: SpendSeries,
 }
@@ -206,6 +209,16 @@ impl Metrics {
             "lockgate_gateway_collapsed_total",
             "Calls answered by an identical call in flight instead of their own (also counted as hits).",
             get(&self.gateway_collapsed),
+        );
+        counter(
+            "lockgate_queue_merges_total",
+            "Changes the merge queue landed on their target branch.",
+            get(&self.merges),
+        );
+        counter(
+            "lockgate_queue_ejections_total",
+            "Merge queue entries ejected (with a reason; the author is told).",
+            get(&self.ejections),
         );
         let (hits, misses) = (
             get(&self.gateway_cache_hits),

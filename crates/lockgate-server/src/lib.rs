@@ -6,7 +6,8 @@
 //! | `GET /api/v1/pending[?repo=]` | any token | changes whose latest decision needs approval |
 //! | `POST /api/v1/approvals` | person, admin | approves or requests changes at a head, if the rules allow (`lockgate_core::approvals`) |
 //! | `GET /api/v1/change?repo=&change=` | any token | decision history, approvals at the latest head, status |
-//! | `GET /api/v1/commit?repo=&sha=` | any token | decisions made for a head commit |
+//! | `GET /api/v1/commit?repo=&sha=` | any token | decisions and attestations for a head commit; the queue's merges that landed it or were made from it |
+//! | `GET /api/v1/queue[?repo=]` | any token | the merge queues (`[merge]`): open entries, holds stopping them, recent merges and ejections |
 //! | `GET /api/v1/holds`, `POST /api/v1/holds` | any / admin | active merge holds; place one (global, repo, agent, change) |
 //! | `POST /api/v1/holds/release` | person, admin | a person releases a hold (an agent hold is also an incident freeze of its model calls) |
 //! | `GET /api/v1/gateway/spend?by=&since=` | any token | model spend per agent, project or model over a period |
@@ -25,6 +26,7 @@ pub mod github;
 mod guard;
 mod outbound;
 pub mod publish;
+pub mod queue;
 pub mod slack;
 pub mod transcripts;
 pub mod web;
@@ -65,6 +67,12 @@ pub struct AppState {
     pub forge_sync: tokio::sync::Mutex<()>,
     /// The LLM gateway, when `[gateway]` is configured.
     pub gateway: Option<gateway::Gateway>,
+    /// Re-runs `lockgate check` for the merge queue (the CLI provides it).
+    pub gate: Option<Arc<dyn queue::Gate>>,
+    /// Wakes the merge queues when an entry arrives.
+    pub queue_wakeup: tokio::sync::Notify,
+    /// This replica's name on queue leases.
+    pub queue_holder: String,
 }
 
 /// Milliseconds since the epoch.
@@ -85,6 +93,9 @@ impl AppState {
             log_wakeup: tokio::sync::Notify::new(),
             forge_sync: tokio::sync::Mutex::new(()),
             gateway: config.gateway_loaded.clone().map(gateway::Gateway::new),
+            gate: None,
+            queue_wakeup: tokio::sync::Notify::new(),
+            queue_holder: lockgate_store::new_id(),
             config,
         }
     }
@@ -112,6 +123,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/slack/interactions", post(slack::interactions))
         .route("/api/v1/github/webhook", post(github::webhook))
         .route("/api/v1/gateway/spend", get(gateway::spend::api))
+        .route("/api/v1/queue", get(queue::api))
         .route("/v1/chat/completions", post(gateway::chat_completions))
         .route("/v1/responses", post(gateway::responses))
         .route("/v1/messages", post(gateway::messages))
@@ -349,6 +361,7 @@ async fn record_decision(
     if recorded.changed {
         github::sync_change(&state, &change);
     }
+    queue::enter_if_allowed(&state, &change, d).await;
     Ok(Json(change))
 }
 
@@ -542,6 +555,7 @@ pub(crate) async fn apply_approval(
     state.log_wakeup.notify_one();
     let change = change_state(state, &record, &decision).await?;
     github::sync_change(state, &change);
+    queue::enter_if_allowed(state, &change, &decision).await;
     Ok(change)
 }
 
@@ -610,7 +624,11 @@ async fn commit(
     caller(&state, &headers).await?;
     let decisions = state.store.decisions_for_commit(&q.repo, &q.sha).await?;
     let attestations = state.store.attestations_for_commit(&q.repo, &q.sha).await?;
+    // Provenance follows a merged commit: the merges that landed it (or were made from
+    // it), with the change head whose decisions and attestations cover it.
+    let merges = state.store.merges_for_commit(&q.repo, &q.sha).await?;
     Ok(Json(serde_json::json!({
+        "merges": merges,
         "repo": q.repo,
         "sha": q.sha,
         "decisions": decisions.iter().map(|d| serde_json::json!({
@@ -690,6 +708,7 @@ async fn release_hold(
 pub async fn serve(
     config: ServerConfig,
     registry: Registry,
+    gate: Option<Arc<dyn queue::Gate>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     publish::ensure_log(&config.log.dir, &config.log.origin)
@@ -703,7 +722,13 @@ pub async fn serve(
         .map_err(|e| ServeError::Bind(config.listen.clone(), e))?;
     let log_dir = config.log.dir.clone();
     let flush_dir = log_dir.clone();
-    let state = Arc::new(AppState::new(store.clone(), config, registry));
+    if !config.merge.repos.is_empty() && gate.is_none() {
+        return Err(ServeError::NoGate);
+    }
+    let mut state = AppState::new(store.clone(), config, registry);
+    state.gate = gate;
+    let state = Arc::new(state);
+    let queues = queue::start(state.clone()).await;
     let scheduler = tokio::spawn(escalate::run(state.clone()));
     let sweeper = tokio::spawn(gateway::sweep_abandoned(state.clone()));
     let watch = tokio::spawn(gateway::anomaly::watch(state.clone()));
@@ -738,6 +763,10 @@ pub async fn serve(
     watch.abort();
     blocks.abort();
     leases.abort();
+    for q in &queues {
+        q.abort();
+    }
+    queue::release(&state).await;
     gateway::wind_down(&state).await;
     let _ = publisher.await;
     publish::flush(&state, &flush_dir).await;
@@ -754,4 +783,6 @@ pub enum ServeError {
     Bind(String, std::io::Error),
     #[error("approval log {0}: {1}")]
     Log(String, lockgate_log::log::LogError),
+    #[error("[merge] queues need the gate (`lockgate serve` provides it)")]
+    NoGate,
 }

@@ -20,12 +20,14 @@
 
 pub mod budgets;
 mod group_commit;
+pub mod queue;
 mod records;
 pub mod scratch;
 pub mod spend;
 mod tokens;
 
 pub use budgets::{BudgetLine, BudgetState, CallRecord, Exhausted, FinishedCall, NewReservation};
+pub use queue::{EntryState, MergeRecord, NewEntry, NewMerge, QueueEntry, Transition};
 pub use spend::{SpendBy, SpendRow};
 pub use tokens::{Role, TokenRecord};
 

@@ -39,7 +39,7 @@ pub(crate) fn check_len(
     Ok(())
 }
 
-fn check_sha(field: &'static str, value: &str) -> Result<(), StoreError> {
+pub(crate) fn check_sha(field: &'static str, value: &str) -> Result<(), StoreError> {
     if !(value.len() == 40 || value.len() == 64) || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(StoreError::Invalid {
             field,
@@ -339,7 +339,7 @@ impl NewHold {
 }
 
 /// A stored hold.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HoldRecord {
     pub id: String,
     pub scope: HoldScope,

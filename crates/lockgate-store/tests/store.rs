@@ -837,3 +837,130 @@ fn leases_hold_budget_while_the_calls_drawn_from_them_are_what_spend_counts() {
         );
     });
 }
+
+fn entry(change: &str, head: &str) -> NewEntry {
+    NewEntry {
+        repo: "acme/api".into(),
+        change_ref: change.into(),
+        head_sha: head.into(),
+        decision_id: "d1".into(),
+        agent: Some("claude-code".into()),
+    }
+}
+
+#[test]
+fn queue_entries_enter_once_move_only_from_the_state_seen_and_merge_once() {
+    const HEAD3: &str = "3333333333333333333333333333333333333333";
+    on_both_replicas("merge queue", |[one, two]| async move {
+        let (first, added) = one.enqueue(&entry("pr/1", HEAD1)).await.unwrap();
+        assert!(added);
+        assert_eq!(first.state, EntryState::Queued);
+        let (again, added) = two.enqueue(&entry("pr/1", HEAD1)).await.unwrap();
+        assert!(!added, "entering twice is a no-op");
+        assert_eq!(again.id, first.id);
+        let (second, _) = one.enqueue(&entry("pr/2", HEAD2)).await.unwrap();
+        let open = one.open_entries("acme/api").await.unwrap();
+        assert_eq!(
+            open.iter().map(|e| &e.id).collect::<Vec<_>>(),
+            [&first.id, &second.id],
+            "oldest first"
+        );
+
+        // Two replicas race to move the head of the queue: one wins.
+        let start = Transition {
+            from: EntryState::Queued,
+            to: EntryState::Checking,
+            reason: "re-checking the result",
+            target_sha: Some(BASE),
+            result_sha: Some(HEAD3),
+            check_digest: Some("sha256:00"),
+            built: true,
+        };
+        let (a, b) = tokio::join!(
+            one.transition(&first.id, &start),
+            two.transition(&first.id, &start)
+        );
+        assert_eq!(
+            [a.unwrap(), b.unwrap()].iter().filter(|w| **w).count(),
+            1,
+            "exactly one replica moves the entry"
+        );
+        let now = one.queue_entry(&first.id).await.unwrap();
+        assert_eq!(now.state, EntryState::Checking);
+        assert_eq!(now.attempts, 1);
+        assert_eq!(now.result_sha.as_deref(), Some(HEAD3));
+
+        // A newer head of pr/2 supersedes its queued entry.
+        let (newer, _) = one.enqueue(&entry("pr/2", HEAD3)).await.unwrap();
+        let old = one.queue_entry(&second.id).await.unwrap();
+        assert_eq!(old.state, EntryState::Ejected);
+        assert!(old.reason.contains("superseded"), "{}", old.reason);
+        assert_eq!(newer.state, EntryState::Queued);
+
+        let merge = NewMerge {
+            repo: "acme/api".into(),
+            change_ref: "pr/1".into(),
+            head_sha: HEAD1.into(),
+            merged_sha: HEAD3.into(),
+            target: "main".into(),
+            target_sha: BASE.into(),
+            method: "squash".into(),
+            agent: Some("claude-code".into()),
+            decision_id: "d1".into(),
+            check_digest: "sha256:00".into(),
+        };
+        let (m1, m2) = tokio::join!(
+            one.record_merge(&first.id, &merge),
+            two.record_merge(&first.id, &merge)
+        );
+        assert_eq!(m1.unwrap().id, m2.unwrap().id, "one merge row");
+        let by_head = one.merges_for_commit("acme/api", HEAD1).await.unwrap();
+        let by_merged = one.merges_for_commit("acme/api", HEAD3).await.unwrap();
+        assert_eq!(by_head.len(), 1);
+        assert_eq!(by_head, by_merged, "found from either commit");
+        assert_eq!(one.track_record("claude-code").await.unwrap().merged, 1);
+        assert_eq!(
+            one.queue_entry(&first.id).await.unwrap().state,
+            EntryState::Merged
+        );
+        let unlogged = one.unlogged_merges(10).await.unwrap();
+        assert_eq!(unlogged.len(), 1);
+        assert!(one.mark_merge_logged(&unlogged[0].id, 7).await.unwrap());
+        assert!(!two.mark_merge_logged(&unlogged[0].id, 8).await.unwrap());
+        assert!(one.unlogged_merges(10).await.unwrap().is_empty());
+
+        // The lease: one holder at a time; it lapses; it can be given back.
+        assert!(
+            one.take_queue_lease("acme/api", "replica-1", 60_000)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !two.take_queue_lease("acme/api", "replica-2", 60_000)
+                .await
+                .unwrap()
+        );
+        assert!(
+            one.take_queue_lease("acme/api", "replica-1", 60_000)
+                .await
+                .unwrap()
+        );
+        one.release_queue_lease("acme/api", "replica-1")
+            .await
+            .unwrap();
+        assert!(
+            two.take_queue_lease("acme/api", "replica-2", 1)
+                .await
+                .unwrap()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        assert!(
+            one.take_queue_lease("acme/api", "replica-1", 60_000)
+                .await
+                .unwrap()
+        );
+
+        // Bad shapes never reach the database.
+        assert!(one.enqueue(&entry("pr/9", "not-a-sha")).await.is_err());
+    });
+}

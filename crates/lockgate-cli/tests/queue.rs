@@ -1,0 +1,528 @@
+//! The merge queue end to end: `lockgate serve` with `[merge]` over a real bare
+//! repository on disk, changes recorded by `lockgate check --server`, the gate re-run on
+//! the exact result, a real test command, a human pushing to the target under the
+//! queue, holds, squash provenance following the merged commit, and `kill -9` at the
+//! worst moments with no lost and no double merge.
+
+mod common;
+
+use common::fake_http::FakeHttp;
+use common::server::{SERVER_CONFIG, http, on_postgres, start_env, token, urlencode};
+use common::{agent_key, attest, lockgate, lockgate_env};
+use lockgate_testkit::{Background, CLAUDE, TestRepo};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const REPO: &str = "acme/app";
+
+/// The project, pushed to a bare `origin`, and where the queue test keeps its files.
+struct World {
+    r: TestRepo,
+    origin: PathBuf,
+    /// Scratch for the test command: its run log, the "move main once" marker.
+    scratch: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> World {
+        let r = TestRepo::new();
+        let trust = agent_key(&r);
+        r.write(".lockgate/trust.toml", &trust);
+        r.write(
+            ".github/CODEOWNERS",
+            "* @org/maintainers\n/src/ @org/backend\n/docs/ @org/docs\n",
+        );
+        r.write("docs/guide.md", "# Guide\n");
+        r.write("src/lib.rs", "pub fn f() {}\n");
+        r.commit("init");
+        let origin = r.path().join(".git/origin.git");
+        r.git(&["init", "-q", "--bare", origin.to_str().unwrap()]);
+        r.git(&["remote", "add", "origin", origin.to_str().unwrap()]);
+        r.git(&["push", "-q", "origin", "main"]);
+        let scratch = tempfile::tempdir().unwrap();
+        // A person's clone, for pushing to main under the queue.
+        let human = scratch.path().join("human");
+        git_in(
+            scratch.path(),
+            &[
+                "clone",
+                "-q",
+                origin.to_str().unwrap(),
+                human.to_str().unwrap(),
+            ],
+        );
+        World { r, origin, scratch }
+    }
+
+    /// An attested Claude Code change on branch `name` (from main), pushed with its
+    /// notes; its head.
+    fn agent_change(&self, name: &str, path: &str, content: &str) -> String {
+        let r = &self.r;
+        r.checkout("main");
+        r.branch(name);
+        r.write(path, content);
+        let head = r.commit_as(CLAUDE, &format!("agent change {name}"));
+        attest(r, "claude-code", "claude-sonnet-4-5");
+        r.git(&["push", "-q", "origin", name]);
+        r.git(&["push", "-q", "-f", "origin", "refs/notes/lockgate"]);
+        head
+    }
+
+    /// `lockgate check --server` for the checked-out change; its decision.
+    fn record(&self, url: &str, ci_token: &Path, change: &str) -> Value {
+        let run = lockgate_env(
+            &self.r,
+            &[
+                "check",
+                "--base",
+                "main",
+                "--format",
+                "json",
+                "--server",
+                url,
+                "--server-token-file",
+                ci_token.to_str().unwrap(),
+                "--server-repo",
+                REPO,
+                "--change",
+                change,
+            ],
+            &[],
+        );
+        serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr))
+    }
+
+    /// The test command: fails when docs/FAIL.md exists; logs what it tested; the
+    /// first time it finds the `move-main` marker, a person pushes to main.
+    fn test_script(&self) -> PathBuf {
+        let script = self.scratch.path().join("test.sh");
+        std::fs::write(
+            &script,
+            r#"#!/bin/sh
+set -e
+echo "$LOCKGATE_QUEUE_CHANGE $LOCKGATE_QUEUE_RESULT_SHA $(git rev-parse HEAD)" >> "$QUEUE_SCRATCH/runs.log"
+if [ -e docs/FAIL.md ]; then
+    echo "docs/FAIL.md must not exist" >&2
+    exit 3
+fi
+if [ -e "$QUEUE_SCRATCH/move-main" ]; then
+    rm "$QUEUE_SCRATCH/move-main"
+    cd "$QUEUE_SCRATCH/human"
+    git pull -q --ff-only origin main
+    echo "a person was here" > HUMAN.md
+    git add HUMAN.md
+    git -c user.name=Hu -c user.email=hu@example.com commit -q -m "human: under the queue"
+    git push -q origin HEAD:main
+fi
+"#,
+        )
+        .unwrap();
+        script
+    }
+
+    fn config(&self, notify: &str, extra: &str) -> PathBuf {
+        let path = self.scratch.path().join("server.toml");
+        let text = format!(
+            "{SERVER_CONFIG}\n[merge]\nworkdir = \"{workdir}\"\ninterval = \"100ms\"\nlease = \"1s\"\nnotify_webhook = \"{notify}\"\n\n\
+             [[merge.repo]]\nname = \"{REPO}\"\nremote = \"{origin}\"\ntarget = \"main\"\nmethod = \"squash\"\n\
+             test = [\"sh\", \"{script}\"]\ntest_env = [\"QUEUE_SCRATCH\"]\nmin_trust = 0\nrequire_logged = false\n{extra}",
+            workdir = self.scratch.path().join("merge").display(),
+            origin = self.origin.display(),
+            script = self.test_script().display(),
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn origin_git(&self, args: &[&str]) -> String {
+        git_in(&self.origin, args)
+    }
+}
+
+fn git_in(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The queue's entries (recent, newest first) once `done` says so.
+fn wait_for(url: &str, token: &str, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, answer) = http(
+            "GET",
+            &format!("{url}/api/v1/queue?limit=100"),
+            Some(token),
+            None,
+        );
+        assert_eq!(status, 200, "{answer}");
+        let recent = answer["recent"].as_array().cloned().unwrap_or_default();
+        if done(&recent) {
+            return recent;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {answer:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn entry<'a>(recent: &'a [Value], change: &str) -> &'a Value {
+    recent
+        .iter()
+        .find(|e| e["change_ref"] == change)
+        .unwrap_or_else(|| panic!("no entry for {change}: {recent:#?}"))
+}
+
+fn state_of(recent: &[Value], change: &str) -> String {
+    recent
+        .iter()
+        .find(|e| e["change_ref"] == change)
+        .map(|e| e["state"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+fn is_final(recent: &[Value], change: &str) -> bool {
+    matches!(state_of(recent, change).as_str(), "merged" | "ejected")
+}
+
+/// Starts the server; the CI token file and the admin and ada tokens.
+fn serve(w: &World, config: &Path, db: &str, env: &[(&str, &str)]) -> Background {
+    let scratch = w.scratch.path().to_str().unwrap().to_string();
+    let mut env: Vec<(&str, &str)> = env.to_vec();
+    env.push(("QUEUE_SCRATCH", &scratch));
+    start_env(&w.r, config, db, &env)
+}
+
+fn tokens(w: &World, config: &Path, db: &str) -> (PathBuf, String, String) {
+    let ci = token(&w.r, config, db, "ci", "ci");
+    let ci_file = w.scratch.path().join("ci.token");
+    std::fs::write(&ci_file, ci).unwrap();
+    let admin = token(&w.r, config, db, "ada", "admin");
+    let ada = token(&w.r, config, db, "ada", "person");
+    (ci_file, admin, ada)
+}
+
+/// Several entries, one failing in the middle, main moving under the queue, an entry
+/// that waited for approval, a hold; what landed is exactly what was tested.
+fn queue_flow(db: &str) {
+    let w = World::new();
+    let notices = FakeHttp::ok();
+    let config = w.config(&notices.url, "");
+    let (ci, admin, ada) = tokens(&w, &config, db);
+
+    let a = w.agent_change("agent/a", "docs/a.md", "# A\n");
+    let b = w.agent_change("agent/b", "docs/FAIL.md", "# this fails the tests\n");
+    let c = w.agent_change("agent/c", "docs/c.md", "# C\n");
+    let d = w.agent_change("agent/d", "src/lib.rs", "pub fn f() {}\npub fn g() {}\n");
+    std::fs::write(w.scratch.path().join("move-main"), "").unwrap();
+
+    let server = serve(&w, &config, db, &[]);
+    let url = server.url().to_string();
+    for (name, head) in [("agent/a", &a), ("agent/b", &b), ("agent/c", &c)] {
+        w.r.checkout(name);
+        let decision = w.record(&url, &ci, name);
+        assert_eq!(decision["verdict"], "auto_merge", "{name}: {decision:#}");
+        assert_eq!(decision["head"], head.as_str());
+    }
+    w.r.checkout("agent/d");
+    let decision = w.record(&url, &ci, "agent/d");
+    assert_eq!(decision["verdict"], "needs_approval", "{decision:#}");
+
+    let recent = wait_for(&url, &ada, "a, b and c to finish", |r| {
+        ["agent/a", "agent/b", "agent/c"]
+            .iter()
+            .all(|c| is_final(r, c))
+    });
+    assert!(
+        state_of(&recent, "agent/d").is_empty(),
+        "d waits for its approval outside the queue"
+    );
+    let ea = entry(&recent, "agent/a");
+    assert_eq!(ea["state"], "merged", "{ea:#}");
+    assert_eq!(ea["attempts"], 2, "main moved under a: built twice {ea:#}");
+    let eb = entry(&recent, "agent/b");
+    assert_eq!(eb["state"], "ejected");
+    let reason = eb["reason"].as_str().unwrap();
+    assert!(reason.contains("test command failed"), "{reason}");
+    assert!(reason.contains("docs/FAIL.md must not exist"), "{reason}");
+    assert_eq!(entry(&recent, "agent/c")["state"], "merged");
+
+    // The author is told: a signed-or-not notice naming the change and the reason.
+    let told = notices.wait_for(3, 10);
+    let ejected: Vec<Value> = told
+        .iter()
+        .map(|n| n.json())
+        .filter(|n| n["event"] == "lockgate.queue_ejected")
+        .collect();
+    assert_eq!(ejected.len(), 1, "{ejected:#?}");
+    assert_eq!(ejected[0]["change_ref"], "agent/b");
+    assert_eq!(ejected[0]["agent"], "claude-code");
+    assert!(
+        ejected[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("test command failed")
+    );
+
+    // A global hold stops the queue; the approved change waits; releasing lets it land.
+    let (status, hold) = http(
+        "POST",
+        &format!("{url}/api/v1/holds"),
+        Some(&admin),
+        Some(json!({"scope": "global", "reason": "incident 42"})),
+    );
+    assert_eq!(status, 200, "{hold}");
+    let (status, approved) = http(
+        "POST",
+        &format!("{url}/api/v1/approvals"),
+        Some(&ada),
+        Some(json!({"repo": REPO, "change_ref": "agent/d", "head_sha": d, "state": "approved"})),
+    );
+    assert_eq!(status, 200, "{approved}");
+    assert_eq!(approved["approved"], true, "{approved:#}");
+    let recent = wait_for(&url, &ada, "d to show the hold", |r| {
+        r.iter().any(|e| {
+            e["change_ref"] == "agent/d"
+                && e["reason"].as_str().unwrap_or("").contains("incident 42")
+        })
+    });
+    assert_eq!(state_of(&recent, "agent/d"), "queued");
+    let (_, queues) = http(
+        "GET",
+        &format!("{url}/api/v1/queue?repo={}", urlencode(REPO)),
+        Some(&ada),
+        None,
+    );
+    assert_eq!(
+        queues["queues"][0]["held_by"][0]["reason"], "incident 42",
+        "{queues:#}"
+    );
+    let (status, _) = http(
+        "POST",
+        &format!("{url}/api/v1/holds/release"),
+        Some(&ada),
+        Some(json!({"id": hold["id"]})),
+    );
+    assert_eq!(status, 200);
+    let recent = wait_for(&url, &ada, "d to land", |r| is_final(r, "agent/d"));
+    assert_eq!(entry(&recent, "agent/d")["state"], "merged", "{recent:#?}");
+
+    // The target: init, the person's push, then a, c, d squashed — and not b.
+    let subjects = w.origin_git(&["log", "--format=%s", "main"]);
+    let subjects: Vec<&str> = subjects.lines().collect();
+    assert_eq!(
+        subjects,
+        [
+            "Merge agent/d (".to_string() + &d[..12] + ")",
+            "Merge agent/c (".to_string() + &c[..12] + ")",
+            "Merge agent/a (".to_string() + &a[..12] + ")",
+            "human: under the queue".to_string(),
+            "init".to_string(),
+        ]
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+    );
+    assert!(
+        w.origin_git(&["ls-tree", "-r", "--name-only", "main"])
+            .lines()
+            .all(|p| p != "docs/FAIL.md")
+    );
+
+    // What landed is what was tested: every merged commit went through the test command
+    // at exactly that commit (the checkout's HEAD too).
+    let runs = std::fs::read_to_string(w.scratch.path().join("runs.log")).unwrap();
+    for change in ["agent/a", "agent/c", "agent/d"] {
+        let merged = entry(&recent, change)["result_sha"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            runs.lines()
+                .any(|l| l == format!("{change} {merged} {merged}")),
+            "{change} {merged} not tested as is:\n{runs}"
+        );
+        let on_main = w.origin_git(&["rev-list", "main"]);
+        assert!(on_main.lines().any(|l| l == merged), "{merged} is on main");
+    }
+
+    // Provenance follows the squashed commit: the ledger maps it to the change head, the
+    // merge is in the transparency log, and `lockgate verify` binds the agent's
+    // attestation to the new commit by patch id.
+    let merged_a = entry(&recent, "agent/a")["result_sha"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let commit = loop {
+        let (status, commit) = http(
+            "GET",
+            &format!(
+                "{url}/api/v1/commit?repo={}&sha={merged_a}",
+                urlencode(REPO)
+            ),
+            Some(&ada),
+            None,
+        );
+        assert_eq!(status, 200);
+        if !commit["merges"][0]["log_index"].is_null() || Instant::now() > deadline {
+            break commit;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let merge = &commit["merges"][0];
+    assert_eq!(merge["head_sha"], a.as_str(), "{commit:#}");
+    assert_eq!(merge["method"], "squash");
+    assert!(
+        merge["log_index"].is_u64(),
+        "the merge is logged: {commit:#}"
+    );
+    assert!(
+        merge["check_digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    w.r.git(&["fetch", "-q", "origin", "main"]);
+    let trust = w.r.path().join(".lockgate/trust.toml");
+    w.r.checkout("main");
+    let verify = lockgate(
+        &w.r,
+        &[
+            "verify",
+            "--head",
+            &merged_a,
+            "--trust-root",
+            trust.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let v: Value =
+        serde_json::from_str(&verify.stdout).unwrap_or_else(|e| panic!("{e}: {}", verify.stderr));
+    assert_eq!(v["status"], "valid", "{v:#}");
+    drop(server);
+}
+
+#[test]
+fn the_queue_lands_what_it_tested_and_ejects_what_fails_on_sqlite() {
+    let db_dir = tempfile::tempdir().unwrap();
+    queue_flow(&format!(
+        "sqlite://{}",
+        db_dir.path().join("ledger.db").display()
+    ));
+}
+
+#[test]
+fn the_queue_lands_what_it_tested_and_ejects_what_fails_on_postgres() {
+    on_postgres("merge queue on PostgreSQL", queue_flow);
+}
+
+/// Waits for the server process to die (it aborts at the crash point).
+fn wait_dead(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(2)))
+        .build()
+        .into();
+    while agent.get(&format!("{url}/healthz")).call().is_ok() {
+        assert!(Instant::now() < deadline, "the server did not crash");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `kill -9`-like aborts right after the push (landed, not recorded) and right before
+/// it (recorded as pushing, not landed): each change lands exactly once.
+#[test]
+fn a_crash_mid_merge_neither_loses_nor_doubles_a_merge() {
+    let w = World::new();
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", db_dir.path().join("ledger.db").display());
+    let notices = FakeHttp::ok();
+    let config = w.config(&notices.url, "");
+    let (ci, _, ada) = tokens(&w, &config, &db);
+    let a = w.agent_change("agent/a", "docs/a.md", "# A\n");
+    let b = w.agent_change("agent/b", "docs/b.md", "# B\n");
+    let main_before = w.origin_git(&["rev-parse", "main"]);
+
+    // 1. Abort after pushing a: main moved, the ledger still says `pushing`.
+    let server = serve(
+        &w,
+        &config,
+        &db,
+        &[("LOCKGATE_QUEUE_CRASH_AT", "after-push")],
+    );
+    let url = server.url().to_string();
+    w.r.checkout("agent/a");
+    w.record(&url, &ci, "agent/a");
+    wait_dead(&url);
+    drop(server);
+    let landed_a = w.origin_git(&["rev-parse", "main"]);
+    assert_ne!(landed_a, main_before, "a was pushed before the crash");
+    assert_eq!(w.origin_git(&["rev-parse", "main^"]), main_before);
+
+    // 2. Restart (aborting before any push now): a is reconciled as merged without a
+    // second push; then b is built, checked, tested, and the process dies before its push.
+    let server = serve(
+        &w,
+        &config,
+        &db,
+        &[("LOCKGATE_QUEUE_CRASH_AT", "before-push")],
+    );
+    let url = server.url().to_string();
+    let recent = wait_for(&url, &ada, "a reconciled", |r| is_final(r, "agent/a"));
+    assert_eq!(entry(&recent, "agent/a")["state"], "merged");
+    assert_eq!(entry(&recent, "agent/a")["result_sha"], landed_a.as_str());
+    w.r.checkout("agent/b");
+    w.record(&url, &ci, "agent/b");
+    wait_dead(&url);
+    drop(server);
+    assert_eq!(
+        w.origin_git(&["rev-parse", "main"]),
+        landed_a,
+        "b was not pushed"
+    );
+
+    // 3. Restart cleanly: b, found `pushing` with main where it was built, is pushed.
+    let server = serve(&w, &config, &db, &[]);
+    let url = server.url().to_string();
+    let recent = wait_for(&url, &ada, "b landed", |r| is_final(r, "agent/b"));
+    let eb = entry(&recent, "agent/b");
+    assert_eq!(eb["state"], "merged", "{eb:#}");
+    assert_eq!(eb["attempts"], 1, "pushed as built, not rebuilt: {eb:#}");
+    let subjects = w.origin_git(&["log", "--format=%s", "main"]);
+    assert_eq!(
+        subjects.lines().collect::<Vec<_>>(),
+        [
+            format!("Merge agent/b ({})", &b[..12]),
+            format!("Merge agent/a ({})", &a[..12]),
+            "init".to_string()
+        ],
+        "each change landed once"
+    );
+    for (sha, head) in [
+        (landed_a.as_str(), a.as_str()),
+        (eb["result_sha"].as_str().unwrap(), b.as_str()),
+    ] {
+        let (_, commit) = http(
+            "GET",
+            &format!("{url}/api/v1/commit?repo={}&sha={sha}", urlencode(REPO)),
+            Some(&ada),
+            None,
+        );
+        let merges = commit["merges"].as_array().unwrap();
+        assert_eq!(merges.len(), 1, "one merge recorded: {commit:#}");
+        assert_eq!(merges[0]["head_sha"], head);
+    }
+}

@@ -1,0 +1,191 @@
+//! `[merge]`: the merge queue's repositories and how their changes land.
+
+use crate::config::ConfigError;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `[merge]` in `lockgate-server.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeConfig {
+    /// Where the queue keeps its workspaces (a bare repository per queue).
+    #[serde(default = "default_workdir")]
+    pub workdir: PathBuf,
+    /// How often a queue looks for work when nothing wakes it (`2s`).
+    #[serde(default = "default_interval")]
+    pub interval: String,
+    /// How long a replica's claim on a queue lasts without renewal (`30s`): after a
+    /// crash, another replica (or the restarted one) takes over once it lapses.
+    #[serde(default = "default_lease")]
+    pub lease: String,
+    /// Where merge and ejection notices go (signed like escalation notices with
+    /// `[escalation] secret_file`): the author is told why a change was ejected.
+    #[serde(default)]
+    pub notify_webhook: Option<String>,
+    /// The queues, one per repository.
+    #[serde(default, rename = "repo")]
+    pub repos: Vec<QueueRepo>,
+}
+
+fn default_workdir() -> PathBuf {
+    "lockgate-merge".into()
+}
+fn default_interval() -> String {
+    "2s".into()
+}
+fn default_lease() -> String {
+    "30s".into()
+}
+
+impl Default for MergeConfig {
+    fn default() -> Self {
+        MergeConfig {
+            workdir: default_workdir(),
+            interval: default_interval(),
+            lease: default_lease(),
+            notify_webhook: None,
+            repos: Vec::new(),
+        }
+    }
+}
+
+/// `[[merge.repo]]`: one repository's queue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueRepo {
+    /// The repository's name, as `lockgate check --server-repo` records it.
+    pub name: String,
+    /// A git URL or path the server can fetch from and push to.
+    pub remote: String,
+    /// The protected branch changes land on.
+    #[serde(default = "default_target")]
+    pub target: String,
+    /// `merge` (a merge commit), `squash` or `rebase`.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// The test command (argv), run in a checkout of the exact result; empty: none.
+    #[serde(default)]
+    pub test: Vec<String>,
+    /// Environment variables passed to the test command (it gets no others but PATH,
+    /// HOME and LANG: the server's own secrets never reach it).
+    #[serde(default)]
+    pub test_env: Vec<String>,
+    /// How long the test command may run (`30m`).
+    #[serde(default = "default_test_timeout")]
+    pub test_timeout: String,
+    /// Guarded auto-merge: the lowest trust score an `auto_merge` result may land with.
+    #[serde(default = "default_min_trust")]
+    pub min_trust: u8,
+    /// Guarded auto-merge: agent commits need a verified transparency-log inclusion.
+    #[serde(default = "default_true")]
+    pub require_logged: bool,
+    /// Builds per entry before it is ejected (the target kept moving under it).
+    #[serde(default = "default_max_builds")]
+    pub max_builds: u32,
+}
+
+fn default_target() -> String {
+    "main".into()
+}
+fn default_method() -> String {
+    "merge".into()
+}
+fn default_test_timeout() -> String {
+    "30m".into()
+}
+fn default_min_trust() -> u8 {
+    70
+}
+fn default_true() -> bool {
+    true
+}
+fn default_max_builds() -> u32 {
+    10
+}
+
+impl QueueRepo {
+    /// The landing method (validated at start).
+    pub fn method(&self) -> lockgate_merge::Method {
+        match self.method.as_str() {
+            "squash" => lockgate_merge::Method::Squash,
+            "rebase" => lockgate_merge::Method::Rebase,
+            _ => lockgate_merge::Method::Merge,
+        }
+    }
+
+    /// The test timeout (validated at start).
+    pub fn test_timeout(&self) -> Duration {
+        humantime::parse_duration(&self.test_timeout).unwrap_or(Duration::from_secs(1800))
+    }
+}
+
+impl MergeConfig {
+    /// The scan interval (validated at start).
+    pub fn interval(&self) -> Duration {
+        humantime::parse_duration(&self.interval).unwrap_or(Duration::from_secs(2))
+    }
+
+    /// The lease (validated at start).
+    pub fn lease(&self) -> Duration {
+        humantime::parse_duration(&self.lease).unwrap_or(Duration::from_secs(30))
+    }
+
+    /// The queue of `repo`, when it has one.
+    pub fn repo(&self, name: &str) -> Option<&QueueRepo> {
+        self.repos.iter().find(|r| r.name == name)
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let duration = |field: &str, v: &str, min: Duration| {
+            let d = humantime::parse_duration(v)
+                .map_err(|e| ConfigError(format!("merge.{field} {v:?}: {e}")))?;
+            if d < min {
+                return Err(ConfigError(format!("merge.{field} below {min:?}")));
+            }
+            Ok(d)
+        };
+        let interval = duration("interval", &self.interval, Duration::from_millis(50))?;
+        let lease = duration("lease", &self.lease, Duration::from_millis(500))?;
+        if lease <= interval {
+            return Err(ConfigError(
+                "merge.lease must be longer than merge.interval".into(),
+            ));
+        }
+        if let Some(url) = &self.notify_webhook
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ConfigError(
+                "merge.notify_webhook must be an http(s) URL".into(),
+            ));
+        }
+        for (i, r) in self.repos.iter().enumerate() {
+            let at = format!("merge.repo[{i}] ({})", r.name);
+            if r.name.is_empty() || r.remote.is_empty() {
+                return Err(ConfigError(format!("{at}: name and remote are required")));
+            }
+            if self.repos[..i].iter().any(|o| o.name == r.name) {
+                return Err(ConfigError(format!(
+                    "{at}: a second queue for one repository"
+                )));
+            }
+            if !matches!(r.method.as_str(), "merge" | "squash" | "rebase") {
+                return Err(ConfigError(format!(
+                    "{at}: method {:?} is not merge, squash or rebase",
+                    r.method
+                )));
+            }
+            if r.min_trust > 100 {
+                return Err(ConfigError(format!("{at}: min_trust is 0–100")));
+            }
+            if r.max_builds == 0 {
+                return Err(ConfigError(format!("{at}: max_builds must be at least 1")));
+            }
+            duration("test_timeout", &r.test_timeout, Duration::from_secs(1))?;
+            if r.test.first().is_some_and(|p| p.is_empty()) {
+                return Err(ConfigError(format!("{at}: test program is empty")));
+            }
+        }
+        Ok(())
+    }
+}
