@@ -189,3 +189,51 @@ impl MergeConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<MergeConfig, String> {
+        let c: MergeConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        c.validate().map_err(|e| e.0)?;
+        Ok(c)
+    }
+
+    #[test]
+    fn defaults_are_safe_and_mistakes_are_named() {
+        let c = parse("[[repo]]\nname = \"acme/app\"\nremote = \"/srv/app.git\"\n").unwrap();
+        let r = &c.repos[0];
+        assert_eq!(
+            (r.target.as_str(), r.method()),
+            ("main", lockgate_merge::Method::Merge)
+        );
+        assert!(
+            r.require_logged,
+            "guarded auto-merge wants logged provenance by default"
+        );
+        assert_eq!(r.min_trust, 70);
+        assert!(r.test.is_empty());
+        for (bad, says) in [
+            ("method = \"octopus\"", "not merge, squash or rebase"),
+            ("min_trust = 101", "0–100"),
+            ("max_builds = 0", "at least 1"),
+            ("test_timeout = \"soon\"", "test_timeout"),
+            ("test = [\"\"]", "test program is empty"),
+        ] {
+            let text = format!("[[repo]]\nname = \"a\"\nremote = \"/r\"\n{bad}\n");
+            let err = parse(&text).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+        let err = parse("interval = \"5s\"\nlease = \"5s\"\n").unwrap_err();
+        assert!(err.contains("longer than"), "{err}");
+        let twice =
+            "[[repo]]\nname = \"a\"\nremote = \"/r\"\n[[repo]]\nname = \"a\"\nremote = \"/s\"\n";
+        assert!(parse(twice).unwrap_err().contains("second queue"));
+        assert!(
+            parse("notify_webhook = \"file:///x\"")
+                .unwrap_err()
+                .contains("http")
+        );
+    }
+}

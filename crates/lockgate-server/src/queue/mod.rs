@@ -852,6 +852,153 @@ pub(crate) async fn view(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lockgate_core::assess::Assessor;
+    use lockgate_core::change::{
+        ChangeSet, Commit, FileChange, FileStatus, Person as CommitPerson,
+    };
+    use lockgate_core::config::Config;
+    use lockgate_core::decision::{PolicyOutcome, decide};
+    use lockgate_core::provenance::CommitProvenance;
+
+    /// A Claude Code change to docs, with an `auto_merge` verdict.
+    fn agent_decision() -> Decision {
+        let claude = CommitPerson::new("Claude", "noreply@anthropic.com");
+        let mut change = ChangeSet {
+            head: "h".repeat(40),
+            commits: vec![Commit {
+                sha: "a".repeat(40),
+                author: claude.clone(),
+                committer: claude,
+                ..Commit::default()
+            }],
+            files: vec![FileChange::new("docs/a.md", FileStatus::Modified)],
+            ..ChangeSet::default()
+        };
+        let assessor = Assessor::new(&Config::default()).unwrap();
+        let findings = assessor.scan_secrets(&mut change);
+        let input = assessor.assess(&change, &findings, None);
+        let mut d = decide(&input, "sha256:x", &PolicyOutcome::default(), &[]);
+        assert_eq!(d.author.agent.as_deref(), Some("claude-code"));
+        // The guard judges whatever verdict the re-check reached.
+        d.verdict = Verdict::AutoMerge;
+        d
+    }
+
+    fn provenance(status: &str, logged: bool) -> CommitProvenance {
+        let mut p = serde_json::json!({"commit": "a".repeat(40), "status": status, "reasons": []});
+        if logged {
+            p["logged"] = serde_json::json!({"log": "agents", "index": 3, "tree_size": 9});
+        }
+        serde_json::from_value(p).unwrap()
+    }
+
+    fn queue(min_trust: u8, require_logged: bool) -> QueueRepo {
+        let text = format!(
+            "name = \"acme/app\"\nremote = \"/srv/app.git\"\nmin_trust = {min_trust}\nrequire_logged = {require_logged}\n"
+        );
+        toml::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn guarded_auto_merge_needs_trust_and_valid_logged_provenance() {
+        let mut d = agent_decision();
+        d.trust.score = 80;
+        let strict = queue(70, true);
+        let err = guard(&d, false, &strict).unwrap_err();
+        assert!(err.contains("without provenance"), "{err}");
+
+        d.provenance.commits = vec![provenance("missing", false)];
+        let err = guard(&d, false, &strict).unwrap_err();
+        assert!(err.contains("not valid"), "{err}");
+
+        d.provenance.commits = vec![provenance("valid", false)];
+        let err = guard(&d, false, &strict).unwrap_err();
+        assert!(err.contains("transparency log"), "{err}");
+        assert_eq!(guard(&d, false, &queue(70, false)), Ok(()));
+
+        d.provenance.commits = vec![provenance("valid", true)];
+        assert_eq!(guard(&d, false, &strict), Ok(()));
+
+        d.trust.score = 69;
+        let err = guard(&d, true, &strict).unwrap_err();
+        assert!(err.contains("below the queue's minimum 70"), "{err}");
+    }
+
+    #[test]
+    fn approvals_and_blocks_decide_the_other_verdicts() {
+        let mut d = agent_decision();
+        d.verdict = Verdict::NeedsApproval;
+        let q = queue(100, true);
+        assert!(
+            guard(&d, false, &q)
+                .unwrap_err()
+                .contains("needs approvals")
+        );
+        assert_eq!(
+            guard(&d, true, &q),
+            Ok(()),
+            "people vouched: the threshold is theirs"
+        );
+        d.verdict = Verdict::Blocked;
+        assert!(guard(&d, true, &q).unwrap_err().contains("blocks it"));
+    }
+
+    #[test]
+    fn holds_stop_the_queue_or_just_their_entries() {
+        let hold = |scope: HoldScope, target: &str| HoldRecord {
+            id: format!("h-{target}"),
+            scope,
+            target: target.into(),
+            reason: "incident".into(),
+            placed_by: "ada".into(),
+            created_ms: 0,
+            released_by: None,
+            released_ms: None,
+        };
+        let entry = QueueEntry {
+            id: "e".into(),
+            repo: "acme/app".into(),
+            change_ref: "pr/7".into(),
+            head_sha: "h".repeat(40),
+            decision_id: "d".into(),
+            agent: Some("devin".into()),
+            state: EntryState::Queued,
+            reason: String::new(),
+            target_sha: None,
+            result_sha: None,
+            check_digest: None,
+            attempts: 0,
+            created_ms: 0,
+            updated_ms: 0,
+        };
+        let on = |holds: &[HoldRecord]| {
+            hold_on(holds, "acme/app", &entry).map(|(h, all)| (h.id.clone(), all))
+        };
+        assert_eq!(on(&[]), None);
+        assert_eq!(on(&[hold(HoldScope::Repo, "acme/other")]), None);
+        assert_eq!(on(&[hold(HoldScope::Agent, "claude-code")]), None);
+        assert_eq!(on(&[hold(HoldScope::Change, "acme/app#pr/8")]), None);
+        assert_eq!(
+            on(&[hold(HoldScope::Global, "")]),
+            Some(("h-".into(), true))
+        );
+        assert_eq!(
+            on(&[hold(HoldScope::Repo, "acme/app")]),
+            Some(("h-acme/app".into(), true))
+        );
+        assert_eq!(
+            on(&[hold(HoldScope::Agent, "devin")]),
+            Some(("h-devin".into(), false))
+        );
+        assert_eq!(
+            on(&[hold(HoldScope::Change, "acme/app#pr/7")]),
+            Some(("h-acme/app#pr/7".into(), false))
+        );
+        assert!(
+            held_reason(&hold(HoldScope::Agent, "devin"))
+                .contains("incident freeze of agent devin")
+        );
+    }
 
     #[test]
     fn change_refs_map_to_remote_refs() {
