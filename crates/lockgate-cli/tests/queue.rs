@@ -526,3 +526,85 @@ fn a_crash_mid_merge_neither_loses_nor_doubles_a_merge() {
         assert_eq!(merges[0]["head_sha"], head);
     }
 }
+
+/// The merge queue page in headless Chromium: an incident freeze of the agent shows on
+/// its entry and in the holds; a person releases it there and the change lands.
+#[test]
+fn the_merge_queue_page_shows_holds_and_releases_them() {
+    use common::browser::{browser, chromedriver, click, sign_in, start_driver, text};
+    let Some(path) = chromedriver() else {
+        return;
+    };
+    let w = World::new();
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", db_dir.path().join("ledger.db").display());
+    let notices = FakeHttp::ok();
+    let config = w.config(&notices.url, "");
+    let (ci, admin, ada) = tokens(&w, &config, &db);
+    w.agent_change("agent/a", "docs/a.md", "# A\n");
+    let server = serve(&w, &config, &db, &[]);
+    let url = server.url().to_string();
+    let (status, hold) = http(
+        "POST",
+        &format!("{url}/api/v1/holds"),
+        Some(&admin),
+        Some(json!({"scope": "agent", "target": "claude-code", "reason": "incident <b>7</b>"})),
+    );
+    assert_eq!(status, 200, "{hold}");
+    w.r.checkout("agent/a");
+    w.record(&url, &ci, "agent/a");
+    wait_for(&url, &ada, "the freeze to show on a", |r| {
+        entry_state_reason(r, "agent/a")
+            .1
+            .contains("incident freeze of agent claude-code")
+    });
+
+    let driver = start_driver(&path);
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let c = browser(&driver).await;
+        sign_in(&c, &url, &ada).await;
+        c.goto(&format!("{url}/ui/merges")).await.unwrap();
+        let row = text(&c, "section.queue table.entries tr[data-change='agent/a']").await;
+        assert!(row.contains("queued"), "{row}");
+        assert!(
+            row.contains("incident freeze of agent claude-code"),
+            "{row}"
+        );
+        let holds = text(&c, "section.queue #holds").await;
+        assert!(
+            holds.contains("incident <b>7</b>"),
+            "shown as text: {holds}"
+        );
+        click(&c, "section.queue #holds button[type=submit]").await;
+        wait_for(&url, &ada, "a to land after the release", |r| {
+            is_final(r, "agent/a")
+        });
+        assert!(
+            c.current_url()
+                .await
+                .unwrap()
+                .path()
+                .ends_with("/ui/merges"),
+            "back on the queue page"
+        );
+        c.goto(&format!("{url}/ui/merges")).await.unwrap();
+        let recent = text(&c, "#recent tr[data-change='agent/a']").await;
+        assert!(recent.contains("merged"), "{recent}");
+        c.close().await.unwrap();
+    });
+    let (_, holds) = http("GET", &format!("{url}/api/v1/holds"), Some(&ada), None);
+    assert_eq!(holds, json!([]), "released by ada");
+}
+
+fn entry_state_reason(recent: &[Value], change: &str) -> (String, String) {
+    recent
+        .iter()
+        .find(|e| e["change_ref"] == change)
+        .map(|e| {
+            (
+                e["state"].as_str().unwrap().to_string(),
+                e["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .unwrap_or_default()
+}

@@ -700,6 +700,7 @@ async fn release_hold(
     let hold = state.store.release_hold(&body.id, &token.subject).await?;
     tracing::info!(hold = %hold.id, by = %token.subject, "hold released");
     gateway::blocks_changed(&state).await;
+    state.queue_wakeup.notify_waiters();
     Ok(Json(hold))
 }
 

@@ -2,6 +2,7 @@
 //! key, sign a session.
 #![allow(dead_code)] // each test file uses a subset
 
+pub mod browser;
 pub mod fake_http;
 pub mod server;
 

@@ -795,6 +795,8 @@ pub struct QueueView {
     pub method: String,
     /// Holds that stop the whole queue now.
     pub held_by: Vec<HoldRecord>,
+    /// Agent and change holds that stop some of its entries (an incident freeze).
+    pub entry_holds: Vec<HoldRecord>,
     /// Open entries, the head of the queue first.
     pub entries: Vec<QueueEntry>,
 }
@@ -830,19 +832,30 @@ pub(crate) async fn view(
         if repo.is_some_and(|n| n != r.name) {
             continue;
         }
+        let entries = state.store.open_entries(&r.name).await?;
+        let mut held_by = Vec::new();
+        let mut entry_holds = Vec::new();
+        for h in &holds {
+            match h.scope {
+                HoldScope::Global => held_by.push(h.clone()),
+                HoldScope::Repo if h.target == r.name => held_by.push(h.clone()),
+                HoldScope::Agent | HoldScope::Change
+                    if entries
+                        .iter()
+                        .any(|e| hold_on(std::slice::from_ref(h), &r.name, e).is_some()) =>
+                {
+                    entry_holds.push(h.clone())
+                }
+                _ => {}
+            }
+        }
         queues.push(QueueView {
             repo: r.name.clone(),
             target: r.target.clone(),
             method: r.method.clone(),
-            held_by: holds
-                .iter()
-                .filter(|h| {
-                    h.scope == HoldScope::Global
-                        || (h.scope == HoldScope::Repo && h.target == r.name)
-                })
-                .cloned()
-                .collect(),
-            entries: state.store.open_entries(&r.name).await?,
+            held_by,
+            entry_holds,
+            entries,
         });
     }
     let recent = state.store.recent_entries(repo, limit).await?;

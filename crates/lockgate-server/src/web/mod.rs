@@ -54,6 +54,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/ui/approve", post(approve))
         .route("/ui/holds/release", post(release_hold))
         .route("/ui/spend", get(spend))
+        .route("/ui/merges", get(merges))
         .layer(axum::middleware::from_fn(security_headers))
 }
 
@@ -321,6 +322,28 @@ async fn spend(
 }
 
 #[derive(Deserialize)]
+struct MergesQuery {
+    repo: Option<String>,
+}
+
+async fn merges(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<MergesQuery>,
+) -> Response {
+    let s = match session(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let csrf = s.csrf();
+    let viewer = s.viewer(&csrf);
+    match crate::queue::view(&state, q.repo.as_deref(), 50).await {
+        Ok(answer) => page(pages::merges(&viewer, &answer)),
+        Err(e) => api_error_page(Some(&viewer), e),
+    }
+}
+
+#[derive(Deserialize)]
 struct ChangeQuery {
     repo: String,
     change: String,
@@ -526,6 +549,7 @@ async fn release_hold(
         Ok(hold) => {
             tracing::info!(hold = %hold.id, by = %s.token.subject, "hold released (web)");
             crate::gateway::blocks_changed(&state).await;
+            state.queue_wakeup.notify_waiters();
             // Only back to a page of ours.
             let back = if form.back.starts_with("/ui") && !form.back.starts_with("//") {
                 form.back

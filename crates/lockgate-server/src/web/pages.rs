@@ -67,6 +67,7 @@ pub fn layout(title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup {
                         nav {
                             a href="/ui" { "Pending" }
                             a href="/ui/spend" { "Spend" }
+                            a href="/ui/merges" { "Merge queue" }
                             span.who { "signed in as " strong { (v.subject) } }
                             form.inline method="post" action="/ui/logout" {
                                 input type="hidden" name="csrf" value=(v.csrf);
@@ -542,3 +543,69 @@ button { font: inherit; padding: .3rem .8rem; margin-right: .4rem; cursor: point
 .step .meta { color: #6a737d; font-size: 13px; }
 .step.tool_call pre { background: #f3f4f6; }
 "#;
+
+/// The merge queues: holds stopping them (releasable), open entries head first, and the
+/// recent merges and ejections with their reasons.
+pub fn merges(viewer: &Viewer, answer: &crate::queue::QueueAnswer) -> Markup {
+    layout(
+        "Merge queue",
+        Some(viewer),
+        html! {
+            h1 { "Merge queue" }
+            @if answer.queues.is_empty() {
+                p.muted #no-queues { "No repository has a merge queue ([merge] in the server config)." }
+            }
+            @for q in &answer.queues {
+                section.queue data-repo=(q.repo) {
+                    h2 { (q.repo) " → " (q.target) " (" (q.method) ")" }
+                    @if !q.held_by.is_empty() {
+                        p.warning.stopped { "Stopped by a hold: nothing lands until it is released." }
+                        (holds_table(viewer, &q.held_by, "/ui/merges"))
+                    }
+                    @if !q.entry_holds.is_empty() {
+                        p.warning { "Some entries are held (an agent's incident freeze, or a hold on the change)." }
+                        (holds_table(viewer, &q.entry_holds, "/ui/merges"))
+                    }
+                    @if q.entries.is_empty() {
+                        p.muted { "The queue is empty." }
+                    } @else {
+                        table.entries {
+                            thead { tr { th { "#" } th { "Change" } th { "Agent" } th { "State" } th { "Builds" } th { "Now" } } }
+                            tbody {
+                                @for (i, e) in q.entries.iter().enumerate() {
+                                    tr data-change=(e.change_ref) {
+                                        td.num { (i + 1) }
+                                        td { a href=(change_href(&e.repo, &e.change_ref)) { (e.change_ref) } " @ " code { (short(&e.head_sha)) } }
+                                        td { (e.agent.as_deref().unwrap_or("—")) }
+                                        td.state { (e.state.as_str()) }
+                                        td.num { (e.attempts) }
+                                        td { (e.reason) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "Recent" }
+            @if answer.recent.is_empty() {
+                p.muted { "Nothing has entered a queue yet." }
+            } @else {
+                table #recent {
+                    thead { tr { th { "Change" } th { "State" } th { "Landed as" } th { "Why" } th { "When" } } }
+                    tbody {
+                        @for e in &answer.recent {
+                            tr data-change=(e.change_ref) {
+                                td { (e.repo) " " (e.change_ref) " @ " code { (short(&e.head_sha)) } }
+                                td.state { (e.state.as_str()) }
+                                td { @if e.state == lockgate_store::EntryState::Merged { @if let Some(r) = &e.result_sha { code { (short(r)) } } } }
+                                td { (e.reason) }
+                                td { (when(e.updated_ms)) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
