@@ -9,7 +9,7 @@
 //! 2. a 5,000-file change — target: within 3× of `git diff --numstat base head`,
 //!    with bounded memory (peak RSS reported).
 //!
-//! Other groups (`--only attest|log|evidence`) live in their own modules.
+//! Other groups (`--only attest|log|evidence|serve|gateway|queue`) live in their own modules.
 //!
 //! Timings are wall-clock medians of repeated runs; machines are noisy, so the ratio
 //! measured side by side is the number to compare, not an absolute time.
@@ -30,6 +30,7 @@ struct Args {
     gateway_seconds: u64,
     gateway_rates: Vec<u64>,
     litellm_venv: Option<PathBuf>,
+    queue_entries: usize,
 }
 
 fn parse_args() -> Args {
@@ -44,6 +45,7 @@ fn parse_args() -> Args {
         gateway_seconds: 5,
         gateway_rates: vec![100, 1000, 5000],
         litellm_venv: None,
+        queue_entries: 20,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -59,7 +61,7 @@ fn parse_args() -> Args {
             "--only" => {
                 args.only = Some(
                     it.next()
-                        .expect("--only check|attest|log|evidence|serve|gateway"),
+                        .expect("--only check|attest|log|evidence|serve|gateway|queue"),
                 )
             }
             "--log-seconds" => {
@@ -92,13 +94,19 @@ fn parse_args() -> Args {
                     .and_then(|v| v.split(',').map(|r| r.parse().ok()).collect())
                     .expect("--gateway-rates N,N")
             }
+            "--queue-entries" => {
+                args.queue_entries = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--queue-entries N")
+            }
             "--litellm-venv" => {
                 args.litellm_venv = Some(it.next().expect("--litellm-venv DIR").into())
             }
             "-h" | "--help" => {
                 println!(
                     "usage: lockgate-bench [--runs N] [--large-files N] [--keep DIR] \
-                     [--only check|attest|log|evidence|serve|gateway] [--log-seconds N] [--serve-seconds N] [--serve-rate N] \
+                     [--only check|attest|log|evidence|serve|gateway|queue] [--queue-entries N] [--log-seconds N] [--serve-seconds N] [--serve-rate N] \
                      [--gateway-seconds N] [--gateway-rates N,N] [--litellm-venv DIR]"
                 );
                 std::process::exit(0);
@@ -164,6 +172,9 @@ fn main() {
             &args.gateway_rates,
             &venv,
         );
+    }
+    if wants("queue") {
+        queue_bench::run(&lockgate, &root.join("queue"), args.queue_entries);
     }
     if wants("evidence") {
         evidence_bench::run(&lockgate, &root.join("evidence"), args.runs);
@@ -236,6 +247,7 @@ mod fake_upstream;
 mod gateway_bench;
 mod loadgen;
 mod log_bench;
+mod queue_bench;
 mod serve_bench;
 
 struct Measurement {
