@@ -79,8 +79,14 @@ if [ -n "${GITHUB_OUTPUT:-}" ]; then
   echo "verdict=$verdict" >> "$GITHUB_OUTPUT"
 fi
 
+# The comment is the report, marked so the next run finds and updates it (lockgate's
+# Markdown starts with the marker already).
 comment="$out/comment.md"
-{ echo "$marker"; cat "$out/lockgate.md"; } > "$comment"
+if [ "$(head -n 1 "$out/lockgate.md")" = "$marker" ]; then
+  cp "$out/lockgate.md" "$comment"
+else
+  { echo "$marker"; cat "$out/lockgate.md"; } > "$comment"
+fi
 
 # 2a. GitHub Actions.
 if [ "${GITHUB_ACTIONS:-}" = true ]; then

@@ -143,7 +143,8 @@ fn the_ci_script_reports_to_github_and_fails_closed() {
         .unwrap_or_else(|| panic!("no new comment: {log}"));
     let body = read(&gh.join(format!("body-{}", i + 1)));
     assert!(body.starts_with(MARKER), "{post}: {body}");
-    assert!(body.ends_with(&markdown), "the comment is the report");
+    assert_eq!(body, markdown, "the comment is the report, marked once");
+    assert_eq!(body.matches(MARKER).count(), 1);
     assert!(log.contains("api -X DELETE repos/acme/app/issues/7/labels/lockgate:auto_merge"));
     assert!(log.contains("api -X DELETE repos/acme/app/issues/7/labels/lockgate:blocked"));
     assert!(log.contains(
