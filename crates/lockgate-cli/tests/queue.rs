@@ -608,3 +608,165 @@ fn entry_state_reason(recent: &[Value], change: &str) -> (String, String) {
         })
         .unwrap_or_default()
 }
+
+/// A queue that lands through GitHub's API (the fake GitHub: its REST API as documented,
+/// over the bare repository standing in for GitHub's git): branch protection refuses
+/// any push to main, so the result goes to a private ref and main is fast-forwarded by
+/// `PATCH /repos/{repo}/git/refs/heads/main` with `force: false`. Another merge on
+/// GitHub moves main first: the fast-forward is refused, and the queue rebuilds.
+#[test]
+fn the_queue_lands_through_the_github_api() {
+    let w = World::new();
+    let hook = w.origin.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\nwhile read old new ref; do\n  if [ \"$ref\" = refs/heads/main ]; then echo \"main is protected\" >&2; exit 1; fi\ndone\n",
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&hook)
+        .status()
+        .unwrap();
+    let a = w.agent_change("agent/a", "docs/a.md", "# A\n");
+    w.r.git(&["push", "-q", "origin", "agent/a:refs/pull/7/head"]);
+
+    let origin = w.origin.clone();
+    let patches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = patches.clone();
+    let github = FakeHttp::new(move |req| {
+        if req.header("authorization") != Some("Bearer gh-token") {
+            return (
+                401,
+                "application/json",
+                json!({"message": "Bad credentials"}).to_string(),
+            );
+        }
+        match (req.method.as_str(), req.path.as_str()) {
+            ("PATCH", "/repos/acme/app/git/refs/heads/main") => {
+                let body = req.json();
+                assert_eq!(body["force"], false, "never a forced update");
+                let sha = body["sha"].as_str().unwrap().to_string();
+                if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    // Another pull request merges on GitHub first.
+                    let tree = git_in(&origin, &["rev-parse", "main^{tree}"]);
+                    let other = git_in_env(
+                        &origin,
+                        &[
+                            "commit-tree",
+                            &tree,
+                            "-p",
+                            "main",
+                            "-m",
+                            "merged elsewhere on GitHub",
+                        ],
+                    );
+                    git_in(&origin, &["update-ref", "refs/heads/main", &other]);
+                }
+                let current = git_in(&origin, &["rev-parse", "main"]);
+                let ff = std::process::Command::new("git")
+                    .current_dir(&origin)
+                    .args(["merge-base", "--is-ancestor", &current, &sha])
+                    .status()
+                    .unwrap()
+                    .success();
+                if !ff {
+                    return (
+                        422,
+                        "application/json",
+                        json!({"message": "Update is not a fast forward"}).to_string(),
+                    );
+                }
+                git_in(&origin, &["update-ref", "refs/heads/main", &sha, &current]);
+                (
+                    200,
+                    "application/json",
+                    json!({"ref": "refs/heads/main", "object": {"sha": sha, "type": "commit"}})
+                        .to_string(),
+                )
+            }
+            ("POST", "/repos/acme/app/issues/7/comments") => {
+                (201, "application/json", json!({"id": 1}).to_string())
+            }
+            ("PATCH", "/repos/acme/app/pulls/7") => (
+                200,
+                "application/json",
+                json!({"number": 7, "state": "closed"}).to_string(),
+            ),
+            _ => (
+                404,
+                "application/json",
+                json!({"message": "Not Found"}).to_string(),
+            ),
+        }
+    });
+    let token_file = w.scratch.path().join("gh.token");
+    std::fs::write(&token_file, "gh-token\n").unwrap();
+    let notices = FakeHttp::ok();
+    let config = w.config(
+        &notices.url,
+        &format!(
+            "github = \"acme/app\"\n\n[github]\napi_url = \"{}\"\ntoken_file = \"{}\"\n",
+            github.url,
+            token_file.display()
+        ),
+    );
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", db_dir.path().join("ledger.db").display());
+    let (ci, _, ada) = tokens(&w, &config, &db);
+    let server = serve(&w, &config, &db, &[]);
+    let url = server.url().to_string();
+    w.r.checkout("agent/a");
+    let decision = w.record(&url, &ci, "pr/7");
+    assert_eq!(decision["verdict"], "auto_merge");
+
+    let recent = wait_for(&url, &ada, "pr/7 to land", |r| is_final(r, "pr/7"));
+    let e = entry(&recent, "pr/7");
+    assert_eq!(e["state"], "merged", "{e:#}");
+    assert_eq!(
+        e["attempts"], 2,
+        "refused once (main moved on GitHub), rebuilt: {e:#}"
+    );
+    let landed = e["result_sha"].as_str().unwrap();
+    assert_eq!(w.origin_git(&["rev-parse", "main"]), landed);
+    assert_eq!(
+        w.origin_git(&["log", "--format=%s", "main"])
+            .lines()
+            .collect::<Vec<_>>(),
+        [
+            format!("Merge pr/7 ({})", &a[..12]),
+            "merged elsewhere on GitHub".to_string(),
+            "init".to_string()
+        ]
+    );
+    assert_eq!(
+        w.origin_git(&["for-each-ref", "refs/lockgate"]),
+        "",
+        "private refs removed"
+    );
+    let calls = github.wait_for(4, 10);
+    let comment = calls
+        .iter()
+        .find(|c| c.path == "/repos/acme/app/issues/7/comments")
+        .expect("the pull request is told");
+    assert!(comment.json()["body"].as_str().unwrap().contains(landed));
+    let close = calls
+        .iter()
+        .find(|c| c.path == "/repos/acme/app/pulls/7")
+        .expect("a squashed pull request is closed");
+    assert_eq!(close.json()["state"], "closed");
+}
+
+fn git_in_env(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Other")
+        .env("GIT_AUTHOR_EMAIL", "other@example.com")
+        .env("GIT_COMMITTER_NAME", "GitHub")
+        .env("GIT_COMMITTER_EMAIL", "noreply@github.com")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

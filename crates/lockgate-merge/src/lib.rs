@@ -352,6 +352,28 @@ impl Workspace {
         Ok(())
     }
 
+    /// Pushes `commit` to the remote's `reference` (created or replaced): how a forge
+    /// that lands through its API gets the result's objects first.
+    pub fn push_ref(&self, commit: &str, reference: &str) -> Result<(), MergeError> {
+        check_oid(commit)?;
+        check_ref_name(reference)?;
+        self.run(&[
+            "push",
+            "--quiet",
+            "--force",
+            "origin",
+            &format!("{commit}:{reference}"),
+        ])?;
+        Ok(())
+    }
+
+    /// Deletes the remote's `reference` (one [`Workspace::push_ref`] made).
+    pub fn delete_remote_ref(&self, reference: &str) -> Result<(), MergeError> {
+        check_ref_name(reference)?;
+        self.run(&["push", "--quiet", "origin", &format!(":{reference}")])?;
+        Ok(())
+    }
+
     /// Points the remote's `branch` at `new` if it still points at `expected`.
     pub fn advance(&self, branch: &str, expected: &str, new: &str) -> Result<Advance, MergeError> {
         check_ref_name(branch)?;

@@ -430,6 +430,14 @@ impl ServerConfig {
         self.slack.validate()?;
         self.github.validate()?;
         self.merge.validate()?;
+        if self.github.token.is_none()
+            && let Some(r) = self.merge.repos.iter().find(|r| r.github.is_some())
+        {
+            return Err(ConfigError(format!(
+                "merge.repo {}: landing through GitHub needs [github] token_file or token_env",
+                r.name
+            )));
+        }
         self.gateway_loaded = self.gateway.load()?.map(std::sync::Arc::new);
         Ok(())
     }

@@ -385,7 +385,7 @@ fn spawn_api(
 }
 
 /// The pull request number of a change ref `pr/N`.
-fn pr_number(change_ref: &str) -> Option<u64> {
+pub(crate) fn pr_number(change_ref: &str) -> Option<u64> {
     change_ref.strip_prefix("pr/")?.parse().ok()
 }
 

@@ -83,6 +83,12 @@ pub struct QueueRepo {
     /// Builds per entry before it is ejected (the target kept moving under it).
     #[serde(default = "default_max_builds")]
     pub max_builds: u32,
+    /// Land through GitHub's API instead of pushing the protected branch: the
+    /// repository there (`owner/name`), reached with `[github]`'s API URL and token.
+    /// The result is pushed to `refs/lockgate/queue/<entry>` and the branch moved to it
+    /// by a fast-forward-only ref update; the pull request is closed with a comment.
+    #[serde(default)]
+    pub github: Option<String>,
 }
 
 fn default_target() -> String {
@@ -182,6 +188,15 @@ impl MergeConfig {
                 return Err(ConfigError(format!("{at}: max_builds must be at least 1")));
             }
             duration("test_timeout", &r.test_timeout, Duration::from_secs(1))?;
+            if let Some(gh) = &r.github
+                && !gh
+                    .split_once('/')
+                    .is_some_and(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
+            {
+                return Err(ConfigError(format!(
+                    "{at}: github {gh:?} is not owner/name"
+                )));
+            }
             if r.test.first().is_some_and(|p| p.is_empty()) {
                 return Err(ConfigError(format!("{at}: test program is empty")));
             }
@@ -220,6 +235,7 @@ mod tests {
             ("max_builds = 0", "at least 1"),
             ("test_timeout = \"soon\"", "test_timeout"),
             ("test = [\"\"]", "test program is empty"),
+            ("github = \"acme\"", "not owner/name"),
         ] {
             let text = format!("[[repo]]\nname = \"a\"\nremote = \"/r\"\n{bad}\n");
             let err = parse(&text).unwrap_err();

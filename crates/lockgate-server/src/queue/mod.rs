@@ -527,13 +527,15 @@ impl Worker {
     ) -> Result<(), Stop> {
         crash_point("before-push");
         let advanced = {
-            let (ws, target, tip, built) = (
+            let (ws, repo, id, tip, built) = (
                 ws.clone(),
-                self.repo.target.clone(),
+                self.repo.clone(),
+                entry.id.clone(),
                 tip.to_string(),
                 built.to_string(),
             );
-            blocking(move || ws.advance(&target, &tip, &built)).await?
+            let github = github_api(&self.state);
+            blocking(move || advance_target(&ws, &repo, github.as_ref(), &id, &tip, &built)).await?
         };
         match advanced {
             Ok(Advance::Done) => {
@@ -546,7 +548,7 @@ impl Worker {
                 short(&entry.head_sha)
             ))),
             // Unknown whether it landed: stay `pushing`; the next round reconciles.
-            Err(e) => Err(Stop::Later(format!("pushing: {e}"))),
+            Err(e) => Err(Stop::Later(format!("advancing {}: {e}", self.repo.target))),
         }
     }
 
@@ -609,6 +611,14 @@ impl Worker {
             Some(built),
         )
         .await;
+        if let (Some(gh), Some(api), Some(number)) = (
+            self.repo.github.clone(),
+            github_api(&self.state),
+            crate::github::pr_number(&entry.change_ref),
+        ) {
+            let (repo, built) = (self.repo.clone(), built.to_string());
+            let _ = blocking(move || close_pull_request(&api, &gh, number, &repo, &built)).await;
+        }
         Ok(())
     }
 
@@ -677,6 +687,88 @@ async fn renew(state: Arc<AppState>, repo: String, holder: String, held: Arc<Ato
             held.store(false, Ordering::Release);
         }
         tokio::time::sleep(lease / 3).await;
+    }
+}
+
+/// `[github]`'s API URL and token, when a token is configured.
+fn github_api(state: &AppState) -> Option<(String, String)> {
+    let g = &state.config.github;
+    g.token
+        .clone()
+        .map(|t| (g.api_url.trim_end_matches('/').to_string(), t))
+}
+
+/// Moves the target from `tip` to `built`: a compare-and-swap push, or — for a queue
+/// that lands through GitHub — the result pushed to a private ref and the branch
+/// fast-forwarded to it through the API (`force: false`: GitHub refuses anything but a
+/// fast-forward, so a branch that moved is never overwritten).
+fn advance_target(
+    ws: &Workspace,
+    repo: &QueueRepo,
+    github: Option<&(String, String)>,
+    entry_id: &str,
+    tip: &str,
+    built: &str,
+) -> Result<Advance, String> {
+    let Some(gh) = &repo.github else {
+        return ws
+            .advance(&repo.target, tip, built)
+            .map_err(|e| e.to_string());
+    };
+    let (api, token) = github.ok_or("no [github] token to land with")?;
+    let private = format!("refs/lockgate/queue/{entry_id}");
+    ws.push_ref(built, &private).map_err(|e| e.to_string())?;
+    let url = format!("{api}/repos/{gh}/git/refs/heads/{}", repo.target);
+    let body = serde_json::json!({"sha": built, "force": false});
+    let (status, answer) = crate::outbound::api("PATCH", &url, token, Some(&body))?;
+    let outcome = match status {
+        200 | 201 => Ok(Advance::Done),
+        422 => {
+            let now = ws.fetch_branch(&repo.target).map_err(|e| e.to_string())?;
+            if now != tip {
+                Ok(Advance::Moved)
+            } else {
+                Err(format!(
+                    "GitHub refused to move {}: {}",
+                    repo.target, answer["message"]
+                ))
+            }
+        }
+        s => Err(format!(
+            "GitHub answered HTTP {s} moving {}: {}",
+            repo.target, answer["message"]
+        )),
+    };
+    if outcome.is_ok() {
+        let _ = ws.delete_remote_ref(&private);
+    }
+    outcome
+}
+
+/// Tells the pull request it landed, and closes it when GitHub cannot see that itself
+/// (a squash or rebase makes new commits). Best effort: the merge is recorded already.
+fn close_pull_request(
+    api: &(String, String),
+    gh: &str,
+    number: u64,
+    repo: &QueueRepo,
+    built: &str,
+) {
+    let (base, token) = api;
+    let comment = serde_json::json!({"body": format!(
+        "Landed on `{}` as {built} by Lockgate's merge queue ({}), after the gate and the tests ran on that exact commit.",
+        repo.target, repo.method
+    )});
+    let url = format!("{base}/repos/{gh}/issues/{number}/comments");
+    if let Err(e) = crate::outbound::api("POST", &url, token, Some(&comment)) {
+        tracing::warn!(error = %e, "commenting on the landed pull request");
+    }
+    if repo.method() != lockgate_merge::Method::Merge {
+        let url = format!("{base}/repos/{gh}/pulls/{number}");
+        let close = serde_json::json!({"state": "closed"});
+        if let Err(e) = crate::outbound::api("PATCH", &url, token, Some(&close)) {
+            tracing::warn!(error = %e, "closing the landed pull request");
+        }
     }
 }
 
