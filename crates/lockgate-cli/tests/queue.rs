@@ -305,6 +305,18 @@ fn queue_flow(db: &str) {
         Some(&ada),
         None,
     );
+    // The answer is what the OpenAPI document says it is.
+    let (_, spec) = http("GET", &format!("{url}/api/v1/openapi.json"), None, None);
+    let schema = json!({
+        "$ref": "#/components/schemas/QueueAnswer",
+        "components": spec["components"],
+    });
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&queues)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
     assert_eq!(
         queues["queues"][0]["held_by"][0]["reason"], "incident 42",
         "{queues:#}"

@@ -180,6 +180,7 @@ fn approval_flow(db: &str) {
         "/api/v1/holds/release",
         "/api/v1/transcripts",
         "/api/v1/gateway/spend",
+        "/api/v1/queue",
         "/v1/chat/completions",
         "/v1/responses",
         "/v1/messages",
