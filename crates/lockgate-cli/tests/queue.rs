@@ -782,3 +782,180 @@ fn git_in_env(dir: &Path, args: &[&str]) -> String {
     assert!(out.status.success(), "git {args:?}");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// Batches of three: four changes wait behind a hold, and b fails the tests. The batch
+/// [a, b, c] fails; bisecting tests [a, b] (fails), then a alone (passes): a lands, b
+/// is ejected, c goes back to be rebuilt. The next batch [c, d] passes and lands with
+/// one push, tested once — on exactly the commit that landed.
+#[test]
+fn batches_are_tested_together_and_bisected_on_failure() {
+    let w = World::new();
+    let notices = FakeHttp::ok();
+    let config = w.config(&notices.url, "batch = 3\n");
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", db_dir.path().join("ledger.db").display());
+    let (ci, admin, ada) = tokens(&w, &config, &db);
+    let changes = [
+        ("agent/a", "docs/a.md"),
+        ("agent/b", "docs/FAIL.md"),
+        ("agent/c", "docs/c.md"),
+        ("agent/d", "docs/d.md"),
+    ];
+    for (name, path) in changes {
+        w.agent_change(name, path, "# page\n");
+    }
+    let server = serve(&w, &config, &db, &[]);
+    let url = server.url().to_string();
+    let (_, hold) = http(
+        "POST",
+        &format!("{url}/api/v1/holds"),
+        Some(&admin),
+        Some(json!({"scope": "repo", "target": REPO, "reason": "fill the queue"})),
+    );
+    for (name, _) in changes {
+        w.r.checkout(name);
+        w.record(&url, &ci, name);
+    }
+    let (status, _) = http(
+        "POST",
+        &format!("{url}/api/v1/holds/release"),
+        Some(&admin),
+        Some(json!({"id": hold["id"]})),
+    );
+    assert_eq!(status, 200);
+    let recent = wait_for(&url, &ada, "all four to finish", |r| {
+        changes.iter().all(|(c, _)| is_final(r, c))
+    });
+    let (a, b, c, d) = (
+        entry(&recent, "agent/a"),
+        entry(&recent, "agent/b"),
+        entry(&recent, "agent/c"),
+        entry(&recent, "agent/d"),
+    );
+    assert_eq!(
+        (&a["state"], &a["attempts"]),
+        (&json!("merged"), &json!(1)),
+        "{a:#}"
+    );
+    assert_eq!(b["state"], "ejected");
+    let why = b["reason"].as_str().unwrap();
+    assert!(why.contains("bisecting a batch of 3"), "{why}");
+    assert!(why.contains("docs/FAIL.md must not exist"), "{why}");
+    assert_eq!(
+        (&c["state"], &c["attempts"]),
+        (&json!("merged"), &json!(2)),
+        "rebuilt without b: {c:#}"
+    );
+    assert_eq!(
+        (&d["state"], &d["attempts"]),
+        (&json!("merged"), &json!(1)),
+        "{d:#}"
+    );
+    let sha = |e: &Value, k: &str| e[k].as_str().unwrap().to_string();
+    assert_eq!(sha(c, "target_sha"), sha(a, "result_sha"), "c built on a");
+    assert_eq!(sha(d, "target_sha"), sha(c, "result_sha"), "d built on c");
+
+    let runs = std::fs::read_to_string(w.scratch.path().join("runs.log")).unwrap();
+    let runs: Vec<&str> = runs.lines().collect();
+    assert_eq!(runs.len(), 4, "{runs:#?}");
+    assert!(runs[0].starts_with("agent/a agent/b agent/c "), "{runs:#?}");
+    assert!(
+        runs[1].starts_with("agent/a agent/b "),
+        "bisecting: {runs:#?}"
+    );
+    let (ra, rd) = (sha(a, "result_sha"), sha(d, "result_sha"));
+    assert_eq!(
+        runs[2],
+        format!("agent/a {ra} {ra}"),
+        "bisecting tests a alone"
+    );
+    assert_eq!(
+        runs[3],
+        format!("agent/c agent/d {rd} {rd}"),
+        "one run for c and d"
+    );
+    assert_eq!(w.origin_git(&["rev-parse", "main"]), rd);
+    let subjects = w.origin_git(&["log", "--format=%s", "main"]);
+    let subjects: Vec<&str> = subjects
+        .lines()
+        .map(|l| l.split(" (").next().unwrap())
+        .collect();
+    assert_eq!(
+        subjects,
+        ["Merge agent/d", "Merge agent/c", "Merge agent/a", "init"]
+    );
+}
+
+/// A batch of two lands with one push; the process dies right after it, before either
+/// merge is recorded. On restart both are reconciled as merged — once each, no push.
+#[test]
+fn a_crash_after_a_batch_push_records_every_entry_once() {
+    let w = World::new();
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", db_dir.path().join("ledger.db").display());
+    let notices = FakeHttp::ok();
+    let config = w.config(&notices.url, "batch = 2\n");
+    let (ci, admin, ada) = tokens(&w, &config, &db);
+    w.agent_change("agent/a", "docs/a.md", "# A\n");
+    w.agent_change("agent/b", "docs/b.md", "# B\n");
+
+    let server = serve(
+        &w,
+        &config,
+        &db,
+        &[("LOCKGATE_QUEUE_CRASH_AT", "after-push")],
+    );
+    let url = server.url().to_string();
+    let (_, hold) = http(
+        "POST",
+        &format!("{url}/api/v1/holds"),
+        Some(&admin),
+        Some(json!({"scope": "global", "reason": "fill the queue"})),
+    );
+    for name in ["agent/a", "agent/b"] {
+        w.r.checkout(name);
+        w.record(&url, &ci, name);
+    }
+    http(
+        "POST",
+        &format!("{url}/api/v1/holds/release"),
+        Some(&admin),
+        Some(json!({"id": hold["id"]})),
+    );
+    wait_dead(&url);
+    drop(server);
+    let landed = w.origin_git(&["rev-parse", "main"]);
+    assert_eq!(
+        w.origin_git(&["rev-list", "--count", "main"]),
+        "3",
+        "both landed in the one push before the crash"
+    );
+
+    let server = serve(&w, &config, &db, &[]);
+    let url = server.url().to_string();
+    let recent = wait_for(&url, &ada, "both reconciled", |r| {
+        is_final(r, "agent/a") && is_final(r, "agent/b")
+    });
+    let (a, b) = (entry(&recent, "agent/a"), entry(&recent, "agent/b"));
+    assert_eq!(
+        (&a["state"], &b["state"]),
+        (&json!("merged"), &json!("merged"))
+    );
+    assert_eq!(b["result_sha"], landed.as_str());
+    assert_eq!(a["landing_sha"], landed.as_str(), "a landed with b's push");
+    assert_eq!(
+        w.origin_git(&["rev-parse", "main"]),
+        landed,
+        "no second push"
+    );
+    for e in [a, b] {
+        let sha = e["result_sha"].as_str().unwrap();
+        let (_, commit) = http(
+            "GET",
+            &format!("{url}/api/v1/commit?repo={}&sha={sha}", urlencode(REPO)),
+            Some(&ada),
+            None,
+        );
+        assert_eq!(commit["merges"].as_array().unwrap().len(), 1, "{commit:#}");
+    }
+}

@@ -1,6 +1,7 @@
 -- The merge queue (issue 8). An entry is one head of one change waiting to land; its
 -- state moves queued → checking → testing → pushing → merged, or to ejected with a
--- reason. `pushing` is written (with the tip the result was built on and the result)
+-- reason. `pushing` is written (with the commit the result was built on, the result,
+-- and the landing: the tested commit the branch moves to — the last result of a batch)
 -- before the branch is advanced, so a restart can tell a push that happened from one
 -- that did not. One entry per (repo, change, head): entering twice is a no-op.
 CREATE TABLE queue_entries (
@@ -15,6 +16,7 @@ CREATE TABLE queue_entries (
     target_sha   TEXT,
     result_sha   TEXT,
     check_digest TEXT,
+    landing_sha  TEXT,
     attempts     BIGINT NOT NULL,
     created_ms   BIGINT NOT NULL,
     updated_ms   BIGINT NOT NULL,

@@ -106,6 +106,9 @@ pub struct QueueEntry {
     pub result_sha: Option<String>,
     /// The input digest of the gate's re-check of the result (it replays that decision).
     pub check_digest: Option<String>,
+    /// The tested commit the branch is moved to when it lands (its own result, or the
+    /// last result of its batch): set with `pushing`.
+    pub landing_sha: Option<String>,
     /// How many times its result was built (a moved target means another build).
     pub attempts: i64,
     pub created_ms: i64,
@@ -113,7 +116,7 @@ pub struct QueueEntry {
 }
 
 const ENTRY_COLUMNS: &str = "id, repo, change_ref, head_sha, decision_id, agent, state, reason, \
-     target_sha, result_sha, check_digest, attempts, created_ms, updated_ms";
+     target_sha, result_sha, check_digest, landing_sha, attempts, created_ms, updated_ms";
 
 fn entry_from_row(row: &AnyRow) -> Result<QueueEntry, StoreError> {
     Ok(QueueEntry {
@@ -128,6 +131,7 @@ fn entry_from_row(row: &AnyRow) -> Result<QueueEntry, StoreError> {
         target_sha: row.try_get("target_sha")?,
         result_sha: row.try_get("result_sha")?,
         check_digest: row.try_get("check_digest")?,
+        landing_sha: row.try_get("landing_sha")?,
         attempts: row.try_get("attempts")?,
         created_ms: row.try_get("created_ms")?,
         updated_ms: row.try_get("updated_ms")?,
@@ -143,6 +147,7 @@ pub struct Transition<'a> {
     pub target_sha: Option<&'a str>,
     pub result_sha: Option<&'a str>,
     pub check_digest: Option<&'a str>,
+    pub landing_sha: Option<&'a str>,
     /// Counts one more build.
     pub built: bool,
 }
@@ -332,7 +337,11 @@ impl Store {
         if let Some(d) = t.check_digest {
             check_len("check_digest", d, 1, MAX_NAME)?;
         }
-        for (field, sha) in [("target_sha", t.target_sha), ("result_sha", t.result_sha)] {
+        for (field, sha) in [
+            ("target_sha", t.target_sha),
+            ("result_sha", t.result_sha),
+            ("landing_sha", t.landing_sha),
+        ] {
             if let Some(s) = sha {
                 check_sha(field, s)?;
             }
@@ -340,7 +349,7 @@ impl Store {
         let changed = sqlx::query(
             "UPDATE queue_entries SET state = $1, reason = $2, \
              target_sha = COALESCE($3, target_sha), result_sha = COALESCE($4, result_sha), \
-             check_digest = COALESCE($9, check_digest), \
+             check_digest = COALESCE($9, check_digest), landing_sha = COALESCE($10, landing_sha), \
              attempts = attempts + $5, updated_ms = $6 WHERE id = $7 AND state = $8",
         )
         .bind(t.to.as_str())
@@ -352,6 +361,7 @@ impl Store {
         .bind(id)
         .bind(t.from.as_str())
         .bind(t.check_digest)
+        .bind(t.landing_sha)
         .execute(&self.pool)
         .await?
         .rows_affected();

@@ -874,6 +874,7 @@ fn queue_entries_enter_once_move_only_from_the_state_seen_and_merge_once() {
             target_sha: Some(BASE),
             result_sha: Some(HEAD3),
             check_digest: Some("sha256:00"),
+            landing_sha: Some(HEAD3),
             built: true,
         };
         let (a, b) = tokio::join!(
@@ -889,6 +890,7 @@ fn queue_entries_enter_once_move_only_from_the_state_seen_and_merge_once() {
         assert_eq!(now.state, EntryState::Checking);
         assert_eq!(now.attempts, 1);
         assert_eq!(now.result_sha.as_deref(), Some(HEAD3));
+        assert_eq!(now.landing_sha.as_deref(), Some(HEAD3));
 
         // A newer head of pr/2 supersedes its queued entry.
         let (newer, _) = one.enqueue(&entry("pr/2", HEAD3)).await.unwrap();

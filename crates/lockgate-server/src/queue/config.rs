@@ -5,6 +5,9 @@ use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The largest batch: its entries are built, checked and tested as one unit.
+pub const MAX_BATCH: usize = 32;
+
 /// `[merge]` in `lockgate-server.toml`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,6 +92,15 @@ pub struct QueueRepo {
     /// by a fast-forward-only ref update; the pull request is closed with a comment.
     #[serde(default)]
     pub github: Option<String>,
+    /// How many entries are built on one another and tested together (1: one at a
+    /// time). A failing batch is bisected: the entries before the first failing one
+    /// land, it is ejected, the rest are rebuilt.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+}
+
+fn default_batch() -> usize {
+    1
 }
 
 fn default_target() -> String {
@@ -184,6 +196,9 @@ impl MergeConfig {
             if r.min_trust > 100 {
                 return Err(ConfigError(format!("{at}: min_trust is 0–100")));
             }
+            if !(1..=MAX_BATCH).contains(&r.batch) {
+                return Err(ConfigError(format!("{at}: batch is 1–{MAX_BATCH}")));
+            }
             if r.max_builds == 0 {
                 return Err(ConfigError(format!("{at}: max_builds must be at least 1")));
             }
@@ -236,6 +251,7 @@ mod tests {
             ("test_timeout = \"soon\"", "test_timeout"),
             ("test = [\"\"]", "test program is empty"),
             ("github = \"acme\"", "not owner/name"),
+            ("batch = 0", "batch is 1–32"),
         ] {
             let text = format!("[[repo]]\nname = \"a\"\nremote = \"/r\"\n{bad}\n");
             let err = parse(&text).unwrap_err();

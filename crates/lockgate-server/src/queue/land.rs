@@ -1,0 +1,159 @@
+//! The forge side of landing: building a batch's results on the target's tip, and moving
+//! the target to a tested result — by a compare-and-swap push, or through GitHub's API.
+
+use super::{QueueRepo, change_remote_ref, short};
+use crate::AppState;
+use lockgate_merge::{Advance, MergeError, Workspace};
+use lockgate_store::QueueEntry;
+
+/// A batch built on the target: per entry `(prev, result)` — `prev` is the target's
+/// tip for the first — or why it cannot be built (it is ejected; the next is built
+/// where it would have been).
+pub struct Stack {
+    pub results: Vec<Result<(String, String), String>>,
+}
+
+/// Fetches the target, the notes and each change, and builds each entry on the result
+/// before it. An error here (git, the remote) is for the whole batch: try again later.
+pub fn build_stack(
+    ws: &Workspace,
+    repo: &QueueRepo,
+    entries: &[QueueEntry],
+) -> Result<Stack, MergeError> {
+    let tip = ws.fetch_branch(&repo.target)?;
+    ws.fetch_notes()?;
+    let mut prev = tip;
+    let mut results = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let built = build_one(ws, repo, entry, &prev)?;
+        if let Ok(result) = &built {
+            let pair = (prev.clone(), result.clone());
+            prev = result.clone();
+            results.push(Ok(pair));
+        } else if let Err(why) = built {
+            results.push(Err(why));
+        }
+    }
+    Ok(Stack { results })
+}
+
+/// Builds one entry on `on`: `Ok(Ok(result))`, `Ok(Err(why it is ejected))`, or a git
+/// failure.
+fn build_one(
+    ws: &Workspace,
+    repo: &QueueRepo,
+    entry: &QueueEntry,
+    on: &str,
+) -> Result<Result<String, String>, MergeError> {
+    let reference = change_remote_ref(&entry.change_ref);
+    let head = match ws.fetch_ref(&reference) {
+        Ok(h) => h,
+        Err(MergeError::Invalid(..)) => {
+            return Ok(Err(format!(
+                "{reference:?} is not a ref the queue can fetch"
+            )));
+        }
+        Err(e) => return Ok(Err(format!("fetching {reference}: {e}"))),
+    };
+    if head != entry.head_sha {
+        return Ok(Err(format!(
+            "{reference} now points at {}, not the queued head {}",
+            short(&head),
+            short(&entry.head_sha)
+        )));
+    }
+    let message = format!(
+        "Merge {} ({})\n\nLockgate-Queue-Entry: {}\nLockgate-Change-Head: {}",
+        entry.change_ref,
+        short(&entry.head_sha),
+        entry.id,
+        entry.head_sha
+    );
+    match ws.build(on, &head, repo.method(), &message) {
+        Ok(b) => Ok(Ok(b.commit)),
+        Err(e @ MergeError::Conflict { .. }) => Ok(Err(e.to_string())),
+        Err(e) => Err(e),
+    }
+}
+
+/// `[github]`'s API URL and token, when a token is configured.
+pub fn github_api(state: &AppState) -> Option<(String, String)> {
+    let g = &state.config.github;
+    g.token
+        .clone()
+        .map(|t| (g.api_url.trim_end_matches('/').to_string(), t))
+}
+
+/// Moves the target from `tip` to `built`: a compare-and-swap push, or — for a queue
+/// that lands through GitHub — the result pushed to a private ref and the branch
+/// fast-forwarded to it through the API (`force: false`: GitHub refuses anything but a
+/// fast-forward, so a branch that moved is never overwritten).
+pub fn advance(
+    ws: &Workspace,
+    repo: &QueueRepo,
+    github: Option<&(String, String)>,
+    entry_id: &str,
+    tip: &str,
+    built: &str,
+) -> Result<Advance, String> {
+    let Some(gh) = &repo.github else {
+        return ws
+            .advance(&repo.target, tip, built)
+            .map_err(|e| e.to_string());
+    };
+    let (api, token) = github.ok_or("no [github] token to land with")?;
+    let private = format!("refs/lockgate/queue/{entry_id}");
+    ws.push_ref(built, &private).map_err(|e| e.to_string())?;
+    let url = format!("{api}/repos/{gh}/git/refs/heads/{}", repo.target);
+    let body = serde_json::json!({"sha": built, "force": false});
+    let (status, answer) = crate::outbound::api("PATCH", &url, token, Some(&body))?;
+    let outcome = match status {
+        200 | 201 => Ok(Advance::Done),
+        422 => {
+            let now = ws.fetch_branch(&repo.target).map_err(|e| e.to_string())?;
+            if now != tip {
+                Ok(Advance::Moved)
+            } else {
+                Err(format!(
+                    "GitHub refused to move {}: {}",
+                    repo.target, answer["message"]
+                ))
+            }
+        }
+        s => Err(format!(
+            "GitHub answered HTTP {s} moving {}: {}",
+            repo.target, answer["message"]
+        )),
+    };
+    if outcome.is_ok() {
+        let _ = ws.delete_remote_ref(&private);
+    }
+    outcome
+}
+
+/// Tells the pull request it landed, and closes it when GitHub cannot see that itself
+/// (a squash or rebase makes new commits). Best effort: the merge is recorded already.
+pub fn close_pull_request(
+    api: &(String, String),
+    gh: &str,
+    number: u64,
+    repo: &QueueRepo,
+    built: &str,
+) {
+    let (base, token) = api;
+    let comment = serde_json::json!({"body": format!(
+        "Landed on `{}` as {built} by Lockgate's merge queue ({}), after the gate and the tests ran on that exact commit.",
+        repo.target, repo.method
+    )});
+    let url = format!("{base}/repos/{gh}/issues/{number}/comments");
+    if let Err(e) = crate::outbound::api("POST", &url, token, Some(&comment)) {
+        tracing::warn!(error = %e, "commenting on the landed pull request");
+    }
+    if repo.method() != lockgate_merge::Method::Merge {
+        let url = format!("{base}/repos/{gh}/pulls/{number}");
+        let close = serde_json::json!({"state": "closed"});
+        if let Err(e) = crate::outbound::api("PATCH", &url, token, Some(&close)) {
+            tracing::warn!(error = %e, "closing the landed pull request");
+        }
+    }
+}
