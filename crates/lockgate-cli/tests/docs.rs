@@ -77,3 +77,16 @@ fn trust_examples_parse_and_load() {
     let mut set = PolicySet::builtin().unwrap();
     set.add_file("docs/trust.md#team", &rego[0]).unwrap();
 }
+
+#[test]
+fn merge_queue_configuration_example_parses_and_validates() {
+    let toml = blocks(&doc("merge-queue.md"), "toml");
+    assert_eq!(toml.len(), 1);
+    let registry = lockgate_core::agents::Registry::new(&Default::default()).unwrap();
+    let config = lockgate_server::config::ServerConfig::from_toml(&toml[0], &registry)
+        .unwrap_or_else(|e| panic!("{e}"));
+    config.merge.validate().unwrap_or_else(|e| panic!("{e}"));
+    let repo = config.merge.repo("acme/api").unwrap();
+    assert_eq!(repo.method(), lockgate_merge::Method::Squash);
+    assert_eq!(repo.test, ["sh", "-c", "cargo test --locked"]);
+}

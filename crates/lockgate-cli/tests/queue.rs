@@ -642,6 +642,8 @@ fn the_queue_lands_through_the_github_api() {
         .unwrap();
     let a = w.agent_change("agent/a", "docs/a.md", "# A\n");
     w.r.git(&["push", "-q", "origin", "agent/a:refs/pull/7/head"]);
+    w.agent_change("agent/f", "docs/FAIL.md", "# fails the tests\n");
+    w.r.git(&["push", "-q", "origin", "agent/f:refs/pull/8/head"]);
 
     let origin = w.origin.clone();
     let patches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -697,7 +699,7 @@ fn the_queue_lands_through_the_github_api() {
                         .to_string(),
                 )
             }
-            ("POST", "/repos/acme/app/issues/7/comments") => {
+            ("POST", "/repos/acme/app/issues/7/comments" | "/repos/acme/app/issues/8/comments") => {
                 (201, "application/json", json!({"id": 1}).to_string())
             }
             ("PATCH", "/repos/acme/app/pulls/7") => (
@@ -731,8 +733,13 @@ fn the_queue_lands_through_the_github_api() {
     w.r.checkout("agent/a");
     let decision = w.record(&url, &ci, "pr/7");
     assert_eq!(decision["verdict"], "auto_merge");
+    w.r.checkout("agent/f");
+    w.record(&url, &ci, "pr/8");
 
-    let recent = wait_for(&url, &ada, "pr/7 to land", |r| is_final(r, "pr/7"));
+    let recent = wait_for(&url, &ada, "pr/7 and pr/8 to finish", |r| {
+        is_final(r, "pr/7") && is_final(r, "pr/8")
+    });
+    assert_eq!(entry(&recent, "pr/8")["state"], "ejected");
     let e = entry(&recent, "pr/7");
     assert_eq!(e["state"], "merged", "{e:#}");
     assert_eq!(
@@ -756,7 +763,13 @@ fn the_queue_lands_through_the_github_api() {
         "",
         "private refs removed"
     );
-    let calls = github.wait_for(4, 10);
+    let calls = github.wait_for(5, 10);
+    let told = calls
+        .iter()
+        .find(|c| c.path == "/repos/acme/app/issues/8/comments")
+        .expect("the ejected pull request is told");
+    let said = told.json()["body"].as_str().unwrap().to_string();
+    assert!(said.contains("docs/FAIL.md must not exist"), "{said}");
     let comment = calls
         .iter()
         .find(|c| c.path == "/repos/acme/app/issues/7/comments")

@@ -154,7 +154,8 @@ impl MergeConfig {
         self.repos.iter().find(|r| r.name == name)
     }
 
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks every setting; the error names the setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let duration = |field: &str, v: &str, min: Duration| {
             let d = humantime::parse_duration(v)
                 .map_err(|e| ConfigError(format!("merge.{field} {v:?}: {e}")))?;

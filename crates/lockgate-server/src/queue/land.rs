@@ -141,19 +141,30 @@ pub fn close_pull_request(
     built: &str,
 ) {
     let (base, token) = api;
-    let comment = serde_json::json!({"body": format!(
-        "Landed on `{}` as {built} by Lockgate's merge queue ({}), after the gate and the tests ran on that exact commit.",
-        repo.target, repo.method
-    )});
-    let url = format!("{base}/repos/{gh}/issues/{number}/comments");
-    if let Err(e) = crate::outbound::api("POST", &url, token, Some(&comment)) {
-        tracing::warn!(error = %e, "commenting on the landed pull request");
-    }
+    comment_on_pull_request(
+        api,
+        gh,
+        number,
+        &format!(
+            "Landed on `{}` as {built} by Lockgate's merge queue ({}), after the gate and the tests ran on that exact commit.",
+            repo.target, repo.method
+        ),
+    );
     if repo.method() != lockgate_merge::Method::Merge {
         let url = format!("{base}/repos/{gh}/pulls/{number}");
         let close = serde_json::json!({"state": "closed"});
         if let Err(e) = crate::outbound::api("PATCH", &url, token, Some(&close)) {
             tracing::warn!(error = %e, "closing the landed pull request");
         }
+    }
+}
+
+/// Comments on a pull request (best effort: logged when it fails).
+pub fn comment_on_pull_request(api: &(String, String), gh: &str, number: u64, body: &str) {
+    let (base, token) = api;
+    let url = format!("{base}/repos/{gh}/issues/{number}/comments");
+    let comment = serde_json::json!({ "body": body });
+    if let Err(e) = crate::outbound::api("POST", &url, token, Some(&comment)) {
+        tracing::warn!(error = %e, "commenting on the pull request");
     }
 }

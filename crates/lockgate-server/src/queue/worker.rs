@@ -646,6 +646,18 @@ impl Worker {
                 self.state.metrics.ejections.fetch_add(1, Ordering::Relaxed);
                 self.notify(entry, "lockgate.queue_ejected", &reason, None)
                     .await;
+                if let (Some(gh), Some(api), Some(number)) = (
+                    self.repo.github.clone(),
+                    land::github_api(&self.state),
+                    crate::github::pr_number(&entry.change_ref),
+                ) {
+                    let body = format!(
+                        "Lockgate's merge queue took this pull request out: {reason}\n\nFix it and push: the new head is checked and can enter again."
+                    );
+                    let _ =
+                        blocking(move || land::comment_on_pull_request(&api, &gh, number, &body))
+                            .await;
+                }
             }
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "ejecting"),
