@@ -136,6 +136,22 @@ fi
         path
     }
 
+    /// A ledger file of this test's own.
+    fn sqlite(&self) -> String {
+        format!(
+            "sqlite://{}",
+            self.scratch.path().join("ledger.db").display()
+        )
+    }
+
+    /// The server config (`extra` goes in the queue's table) and the tokens: the CI
+    /// token's file, an admin's, and Ada's (a person).
+    fn prepare(&self, notify: &str, extra: &str, db: &str) -> (PathBuf, PathBuf, String, String) {
+        let config = self.config(notify, extra);
+        let (ci, admin, ada) = tokens(self, &config, db);
+        (config, ci, admin, ada)
+    }
+
     fn origin_git(&self, args: &[&str]) -> String {
         git_in(&self.origin, args)
     }
@@ -216,11 +232,13 @@ fn tokens(w: &World, config: &Path, db: &str) -> (PathBuf, String, String) {
 
 /// Several entries, one failing in the middle, main moving under the queue, an entry
 /// that waited for approval, a hold; what landed is exactly what was tested.
-fn queue_flow(db: &str) {
+/// On the ledger at `db` (`None`: an SQLite file of its own).
+fn queue_flow(db: Option<&str>) {
     let w = World::new();
+    let db = db.map_or_else(|| w.sqlite(), String::from);
+    let db = db.as_str();
     let notices = FakeHttp::ok();
-    let config = w.config(&notices.url, "");
-    let (ci, admin, ada) = tokens(&w, &config, db);
+    let (config, ci, admin, ada) = w.prepare(&notices.url, "", db);
 
     let a = w.agent_change("agent/a", "docs/a.md", "# A\n");
     let b = w.agent_change("agent/b", "docs/FAIL.md", "# this fails the tests\n");
@@ -277,13 +295,11 @@ fn queue_flow(db: &str) {
     );
 
     // A global hold stops the queue; the approved change waits; releasing lets it land.
-    let (status, hold) = http(
-        "POST",
-        &format!("{url}/api/v1/holds"),
-        Some(&admin),
-        Some(json!({"scope": "global", "reason": "incident 42"})),
+    let hold = place_hold(
+        &url,
+        &admin,
+        json!({"scope": "global", "reason": "incident 42"}),
     );
-    assert_eq!(status, 200, "{hold}");
     let (status, approved) = http(
         "POST",
         &format!("{url}/api/v1/approvals"),
@@ -321,13 +337,7 @@ fn queue_flow(db: &str) {
         queues["queues"][0]["held_by"][0]["reason"], "incident 42",
         "{queues:#}"
     );
-    let (status, _) = http(
-        "POST",
-        &format!("{url}/api/v1/holds/release"),
-        Some(&ada),
-        Some(json!({"id": hold["id"]})),
-    );
-    assert_eq!(status, 200);
+    release(&url, &ada, &hold);
     let recent = wait_for(&url, &ada, "d to land", |r| is_final(r, "agent/d"));
     assert_eq!(entry(&recent, "agent/d")["state"], "merged", "{recent:#?}");
 
@@ -429,16 +439,12 @@ fn queue_flow(db: &str) {
 
 #[test]
 fn the_queue_lands_what_it_tested_and_ejects_what_fails_on_sqlite() {
-    let db_dir = tempfile::tempdir().unwrap();
-    queue_flow(&format!(
-        "sqlite://{}",
-        db_dir.path().join("ledger.db").display()
-    ));
+    queue_flow(None);
 }
 
 #[test]
 fn the_queue_lands_what_it_tested_and_ejects_what_fails_on_postgres() {
-    on_postgres("merge queue on PostgreSQL", queue_flow);
+    on_postgres("merge queue on PostgreSQL", |db| queue_flow(Some(db)));
 }
 
 /// Waits for the server process to die (it aborts at the crash point).
@@ -459,11 +465,9 @@ fn wait_dead(url: &str) {
 #[test]
 fn a_crash_mid_merge_neither_loses_nor_doubles_a_merge() {
     let w = World::new();
-    let db_dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", db_dir.path().join("ledger.db").display());
+    let db = w.sqlite();
     let notices = FakeHttp::ok();
-    let config = w.config(&notices.url, "");
-    let (ci, _, ada) = tokens(&w, &config, &db);
+    let (config, ci, _, ada) = w.prepare(&notices.url, "", &db);
     let a = w.agent_change("agent/a", "docs/a.md", "# A\n");
     let b = w.agent_change("agent/b", "docs/b.md", "# B\n");
     let main_before = w.origin_git(&["rev-parse", "main"]);
@@ -548,21 +552,17 @@ fn the_merge_queue_page_shows_holds_and_releases_them() {
         return;
     };
     let w = World::new();
-    let db_dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", db_dir.path().join("ledger.db").display());
+    let db = w.sqlite();
     let notices = FakeHttp::ok();
-    let config = w.config(&notices.url, "");
-    let (ci, admin, ada) = tokens(&w, &config, &db);
+    let (config, ci, admin, ada) = w.prepare(&notices.url, "", &db);
     w.agent_change("agent/a", "docs/a.md", "# A\n");
     let server = serve(&w, &config, &db, &[]);
     let url = server.url().to_string();
-    let (status, hold) = http(
-        "POST",
-        &format!("{url}/api/v1/holds"),
-        Some(&admin),
-        Some(json!({"scope": "agent", "target": "claude-code", "reason": "incident <b>7</b>"})),
+    let hold = place_hold(
+        &url,
+        &admin,
+        json!({"scope": "agent", "target": "claude-code", "reason": "incident <b>7</b>"}),
     );
-    assert_eq!(status, 200, "{hold}");
     w.r.checkout("agent/a");
     w.record(&url, &ci, "agent/a");
     wait_for(&url, &ada, "the freeze to show on a", |r| {
@@ -725,8 +725,7 @@ fn the_queue_lands_through_the_github_api() {
             token_file.display()
         ),
     );
-    let db_dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", db_dir.path().join("ledger.db").display());
+    let db = w.sqlite();
     let (ci, _, ada) = tokens(&w, &config, &db);
     let server = serve(&w, &config, &db, &[]);
     let url = server.url().to_string();
@@ -805,8 +804,7 @@ fn batches_are_tested_together_and_bisected_on_failure() {
     let w = World::new();
     let notices = FakeHttp::ok();
     let config = w.config(&notices.url, "batch = 3\n");
-    let db_dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", db_dir.path().join("ledger.db").display());
+    let db = w.sqlite();
     let (ci, admin, ada) = tokens(&w, &config, &db);
     let changes = [
         ("agent/a", "docs/a.md"),
@@ -819,23 +817,16 @@ fn batches_are_tested_together_and_bisected_on_failure() {
     }
     let server = serve(&w, &config, &db, &[]);
     let url = server.url().to_string();
-    let (_, hold) = http(
-        "POST",
-        &format!("{url}/api/v1/holds"),
-        Some(&admin),
-        Some(json!({"scope": "repo", "target": REPO, "reason": "fill the queue"})),
+    let hold = place_hold(
+        &url,
+        &admin,
+        json!({"scope": "repo", "target": REPO, "reason": "fill the queue"}),
     );
     for (name, _) in changes {
         w.r.checkout(name);
         w.record(&url, &ci, name);
     }
-    let (status, _) = http(
-        "POST",
-        &format!("{url}/api/v1/holds/release"),
-        Some(&admin),
-        Some(json!({"id": hold["id"]})),
-    );
-    assert_eq!(status, 200);
+    release(&url, &admin, &hold);
     let recent = wait_for(&url, &ada, "all four to finish", |r| {
         changes.iter().all(|(c, _)| is_final(r, c))
     });
@@ -904,11 +895,9 @@ fn batches_are_tested_together_and_bisected_on_failure() {
 #[test]
 fn a_crash_after_a_batch_push_records_every_entry_once() {
     let w = World::new();
-    let db_dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", db_dir.path().join("ledger.db").display());
+    let db = w.sqlite();
     let notices = FakeHttp::ok();
-    let config = w.config(&notices.url, "batch = 2\n");
-    let (ci, admin, ada) = tokens(&w, &config, &db);
+    let (config, ci, admin, ada) = w.prepare(&notices.url, "batch = 2\n", &db);
     w.agent_change("agent/a", "docs/a.md", "# A\n");
     w.agent_change("agent/b", "docs/b.md", "# B\n");
 
@@ -919,22 +908,16 @@ fn a_crash_after_a_batch_push_records_every_entry_once() {
         &[("LOCKGATE_QUEUE_CRASH_AT", "after-push")],
     );
     let url = server.url().to_string();
-    let (_, hold) = http(
-        "POST",
-        &format!("{url}/api/v1/holds"),
-        Some(&admin),
-        Some(json!({"scope": "global", "reason": "fill the queue"})),
+    let hold = place_hold(
+        &url,
+        &admin,
+        json!({"scope": "global", "reason": "fill the queue"}),
     );
     for name in ["agent/a", "agent/b"] {
         w.r.checkout(name);
         w.record(&url, &ci, name);
     }
-    http(
-        "POST",
-        &format!("{url}/api/v1/holds/release"),
-        Some(&admin),
-        Some(json!({"id": hold["id"]})),
-    );
+    release(&url, &admin, &hold);
     wait_dead(&url);
     drop(server);
     let landed = w.origin_git(&["rev-parse", "main"]);
@@ -971,4 +954,27 @@ fn a_crash_after_a_batch_push_records_every_entry_once() {
         );
         assert_eq!(commit["merges"].as_array().unwrap().len(), 1, "{commit:#}");
     }
+}
+
+/// Places a hold as an admin; the hold.
+fn place_hold(url: &str, admin: &str, body: Value) -> Value {
+    let (status, hold) = http(
+        "POST",
+        &format!("{url}/api/v1/holds"),
+        Some(admin),
+        Some(body),
+    );
+    assert_eq!(status, 200, "{hold}");
+    hold
+}
+
+/// Releases a hold as `token`'s person.
+fn release(url: &str, token: &str, hold: &Value) {
+    let (status, answer) = http(
+        "POST",
+        &format!("{url}/api/v1/holds/release"),
+        Some(token),
+        Some(json!({"id": hold["id"]})),
+    );
+    assert_eq!(status, 200, "{answer}");
 }

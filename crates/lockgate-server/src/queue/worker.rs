@@ -629,56 +629,51 @@ impl Worker {
 
     /// Takes an entry out with a reason, and tells the author.
     async fn eject(&self, entry: &QueueEntry, reason: &str) {
-        let store = &self.state.store;
-        let Ok(now) = store.queue_entry(&entry.id).await else {
-            return;
-        };
-        if now.state.is_final() {
+        let reason = bounded(reason);
+        if !self.move_to(entry, EntryState::Ejected, &reason).await {
             return;
         }
-        let reason = bounded(reason);
-        match store
-            .transition(&entry.id, &moved(now.state, EntryState::Ejected, &reason))
-            .await
-        {
-            Ok(true) => {
-                tracing::info!(repo = %entry.repo, change = %entry.change_ref, reason = %reason, "ejected from the merge queue");
-                self.state.metrics.ejections.fetch_add(1, Ordering::Relaxed);
-                self.notify(entry, "lockgate.queue_ejected", &reason, None)
-                    .await;
-                if let (Some(gh), Some(api), Some(number)) = (
-                    self.repo.github.clone(),
-                    land::github_api(&self.state),
-                    crate::github::pr_number(&entry.change_ref),
-                ) {
-                    let body = format!(
-                        "Lockgate's merge queue took this pull request out: {reason}\n\nFix it and push: the new head is checked and can enter again."
-                    );
-                    let _ =
-                        blocking(move || land::comment_on_pull_request(&api, &gh, number, &body))
-                            .await;
-                }
-            }
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "ejecting"),
+        tracing::info!(repo = %entry.repo, change = %entry.change_ref, reason = %reason, "ejected from the merge queue");
+        self.state.metrics.ejections.fetch_add(1, Ordering::Relaxed);
+        self.notify(entry, "lockgate.queue_ejected", &reason, None)
+            .await;
+        if let (Some(gh), Some(api), Some(number)) = (
+            self.repo.github.clone(),
+            land::github_api(&self.state),
+            crate::github::pr_number(&entry.change_ref),
+        ) {
+            let body = format!(
+                "Lockgate's merge queue took this pull request out: {reason}\n\nFix it and push: the new head is checked and can enter again."
+            );
+            let _ = blocking(move || land::comment_on_pull_request(&api, &gh, number, &body)).await;
         }
     }
 
     /// Sends an entry back to the queue (it will be rebuilt), saying why.
     async fn requeue(&self, entry: &QueueEntry, reason: &str) {
+        self.move_to(entry, EntryState::Queued, &bounded(reason))
+            .await;
+    }
+
+    /// Moves an entry, from whatever state it is in now, to `to` unless it is merged or
+    /// ejected already; whether this call moved it.
+    async fn move_to(&self, entry: &QueueEntry, to: EntryState, reason: &str) -> bool {
         let store = &self.state.store;
         let Ok(now) = store.queue_entry(&entry.id).await else {
-            return;
+            return false;
         };
         if now.state.is_final() {
-            return;
+            return false;
         }
-        let reason = bounded(reason);
-        if let Err(e) = store
-            .transition(&entry.id, &moved(now.state, EntryState::Queued, &reason))
+        match store
+            .transition(&entry.id, &moved(now.state, to, reason))
             .await
         {
-            tracing::warn!(error = %e, "requeueing");
+            Ok(moved) => moved,
+            Err(e) => {
+                tracing::warn!(error = %e, entry = %entry.id, to = to.as_str(), "moving a queue entry");
+                false
+            }
         }
     }
 
