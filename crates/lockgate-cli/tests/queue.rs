@@ -558,7 +558,7 @@ fn the_merge_queue_page_shows_holds_and_releases_them() {
     w.agent_change("agent/a", "docs/a.md", "# A\n");
     let server = serve(&w, &config, &db, &[]);
     let url = server.url().to_string();
-    let hold = place_hold(
+    place_hold(
         &url,
         &admin,
         json!({"scope": "agent", "target": "claude-code", "reason": "incident <b>7</b>"}),
