@@ -122,15 +122,21 @@ fi
         script
     }
 
+    /// The server config; `extra` goes in the queue's table (a `test = …` line there
+    /// replaces the test script).
     fn config(&self, notify: &str, extra: &str) -> PathBuf {
         let path = self.scratch.path().join("server.toml");
+        let test = if extra.lines().any(|l| l.starts_with("test = ")) {
+            String::new()
+        } else {
+            format!("test = [\"sh\", \"{}\"]\n", self.test_script().display())
+        };
         let text = format!(
             "{SERVER_CONFIG}\n[merge]\nworkdir = \"{workdir}\"\ninterval = \"100ms\"\nlease = \"1s\"\nnotify_webhook = \"{notify}\"\n\n\
              [[merge.repo]]\nname = \"{REPO}\"\nremote = \"{origin}\"\ntarget = \"main\"\nmethod = \"squash\"\n\
-             test = [\"sh\", \"{script}\"]\ntest_env = [\"QUEUE_SCRATCH\"]\nmin_trust = 0\nrequire_logged = false\n{extra}",
+             {test}test_env = [\"QUEUE_SCRATCH\"]\nmin_trust = 0\nrequire_logged = false\n{extra}",
             workdir = self.scratch.path().join("merge").display(),
             origin = self.origin.display(),
-            script = self.test_script().display(),
         );
         std::fs::write(&path, text).unwrap();
         path
@@ -625,7 +631,10 @@ fn entry_state_reason(recent: &[Value], change: &str) -> (String, String) {
 /// over the bare repository standing in for GitHub's git): branch protection refuses
 /// any push to main, so the result goes to a private ref and main is fast-forwarded by
 /// `PATCH /repos/{repo}/git/refs/heads/main` with `force: false`. Another merge on
-/// GitHub moves main first: the fast-forward is refused, and the queue rebuilds.
+/// GitHub moves main first: the fast-forward is refused, and the queue rebuilds. No
+/// local test command: the queue waits for the required check `ci/test` on each result
+/// (pushed to a `lockgate-queue/` branch for it), which fails for the change adding
+/// docs/FAIL.md.
 #[test]
 fn the_queue_lands_through_the_github_api() {
     let w = World::new();
@@ -648,6 +657,7 @@ fn the_queue_lands_through_the_github_api() {
     let origin = w.origin.clone();
     let patches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let seen = patches.clone();
+    let polled = std::sync::Mutex::new(std::collections::HashMap::<String, u32>::new());
     let github = FakeHttp::new(move |req| {
         if req.header("authorization") != Some("Bearer gh-token") {
             return (
@@ -699,6 +709,52 @@ fn the_queue_lands_through_the_github_api() {
                         .to_string(),
                 )
             }
+            ("GET", path) if path.starts_with("/repos/acme/app/commits/") => {
+                // The result is on a branch of the queue's while its checks run.
+                let sha = path.split('/').nth(5).unwrap().to_string();
+                let branches = git_in(
+                    &origin,
+                    &[
+                        "for-each-ref",
+                        "--points-at",
+                        &sha,
+                        "refs/heads/lockgate-queue/",
+                    ],
+                );
+                assert!(!branches.is_empty(), "{sha} is on a lockgate-queue branch");
+                if path.ends_with("/status") {
+                    return (
+                        200,
+                        "application/json",
+                        json!({"state": "pending", "statuses": []}).to_string(),
+                    );
+                }
+                let fails = std::process::Command::new("git")
+                    .current_dir(&origin)
+                    .args(["cat-file", "-e", &format!("{sha}:docs/FAIL.md")])
+                    .status()
+                    .unwrap()
+                    .success();
+                let mut polls = polled.lock().unwrap();
+                let n = polls.entry(sha).or_insert(0);
+                *n += 1;
+                let run = match (*n, fails) {
+                    (1, _) => {
+                        json!({"name": "ci/test", "status": "in_progress", "conclusion": null})
+                    }
+                    (_, true) => {
+                        json!({"name": "ci/test", "status": "completed", "conclusion": "failure"})
+                    }
+                    (_, false) => {
+                        json!({"name": "ci/test", "status": "completed", "conclusion": "success"})
+                    }
+                };
+                (
+                    200,
+                    "application/json",
+                    json!({"total_count": 1, "check_runs": [run]}).to_string(),
+                )
+            }
             ("POST", "/repos/acme/app/issues/7/comments" | "/repos/acme/app/issues/8/comments") => {
                 (201, "application/json", json!({"id": 1}).to_string())
             }
@@ -720,7 +776,8 @@ fn the_queue_lands_through_the_github_api() {
     let config = w.config(
         &notices.url,
         &format!(
-            "github = \"acme/app\"\n\n[github]\napi_url = \"{}\"\ntoken_file = \"{}\"\n",
+            "test = []\nrequired_checks = [\"ci/test\"]\nchecks_poll = \"100ms\"\n\
+             github = \"acme/app\"\n\n[github]\napi_url = \"{}\"\ntoken_file = \"{}\"\n",
             github.url,
             token_file.display()
         ),
@@ -758,9 +815,9 @@ fn the_queue_lands_through_the_github_api() {
         ]
     );
     assert_eq!(
-        w.origin_git(&["for-each-ref", "refs/lockgate"]),
+        w.origin_git(&["for-each-ref", "refs/lockgate", "refs/heads/lockgate-queue"]),
         "",
-        "private refs removed"
+        "private refs and check branches removed"
     );
     let calls = github.wait_for(5, 10);
     let told = calls
@@ -768,7 +825,10 @@ fn the_queue_lands_through_the_github_api() {
         .find(|c| c.path == "/repos/acme/app/issues/8/comments")
         .expect("the ejected pull request is told");
     let said = told.json()["body"].as_str().unwrap().to_string();
-    assert!(said.contains("docs/FAIL.md must not exist"), "{said}");
+    assert!(
+        said.contains("a required check failed on the result: ci/test: failure"),
+        "{said}"
+    );
     let comment = calls
         .iter()
         .find(|c| c.path == "/repos/acme/app/issues/7/comments")

@@ -97,6 +97,25 @@ pub struct QueueRepo {
     /// land, it is ejected, the rest are rebuilt.
     #[serde(default = "default_batch")]
     pub batch: usize,
+    /// With `github`: GitHub checks (check runs or commit statuses, by name) that must
+    /// pass on the result before it lands. The result is pushed to the branch
+    /// `lockgate-queue/<entry>` (so push workflows run on it) and the queue waits for
+    /// them — instead of, or after, the local `test` command.
+    #[serde(default)]
+    pub required_checks: Vec<String>,
+    /// How long to wait for the required checks (`60m`).
+    #[serde(default = "default_checks_timeout")]
+    pub checks_timeout: String,
+    /// How often to ask GitHub about them (`10s`).
+    #[serde(default = "default_checks_poll")]
+    pub checks_poll: String,
+}
+
+fn default_checks_timeout() -> String {
+    "60m".into()
+}
+fn default_checks_poll() -> String {
+    "10s".into()
 }
 
 fn default_batch() -> usize {
@@ -135,6 +154,16 @@ impl QueueRepo {
     /// The test timeout (validated at start).
     pub fn test_timeout(&self) -> Duration {
         humantime::parse_duration(&self.test_timeout).unwrap_or(Duration::from_secs(1800))
+    }
+
+    /// How long to wait for required checks (validated at start).
+    pub fn checks_timeout(&self) -> Duration {
+        humantime::parse_duration(&self.checks_timeout).unwrap_or(Duration::from_secs(3600))
+    }
+
+    /// How often to poll them (validated at start).
+    pub fn checks_poll(&self) -> Duration {
+        humantime::parse_duration(&self.checks_poll).unwrap_or(Duration::from_secs(10))
     }
 }
 
@@ -213,6 +242,19 @@ impl MergeConfig {
                     "{at}: github {gh:?} is not owner/name"
                 )));
             }
+            if !r.required_checks.is_empty() && r.github.is_none() {
+                return Err(ConfigError(format!(
+                    "{at}: required_checks are GitHub checks: set github = \"owner/name\""
+                )));
+            }
+            if r.required_checks
+                .iter()
+                .any(|c| c.is_empty() || c.len() > 256)
+            {
+                return Err(ConfigError(format!("{at}: a required check has no name")));
+            }
+            duration("checks_timeout", &r.checks_timeout, Duration::from_secs(1))?;
+            duration("checks_poll", &r.checks_poll, Duration::from_millis(50))?;
             if r.test.first().is_some_and(|p| p.is_empty()) {
                 return Err(ConfigError(format!("{at}: test program is empty")));
             }
@@ -253,6 +295,7 @@ mod tests {
             ("test = [\"\"]", "test program is empty"),
             ("github = \"acme\"", "not owner/name"),
             ("batch = 0", "batch is 1–32"),
+            ("required_checks = [\"ci\"]", "set github"),
         ] {
             let text = format!("[[repo]]\nname = \"a\"\nremote = \"/r\"\n{bad}\n");
             let err = parse(&text).unwrap_err();

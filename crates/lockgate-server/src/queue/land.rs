@@ -168,3 +168,129 @@ pub fn comment_on_pull_request(api: &(String, String), gh: &str, number: u64, bo
         tracing::warn!(error = %e, "commenting on the pull request");
     }
 }
+
+/// Where a result's required checks stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checks {
+    Passed,
+    /// One failed: which, and how.
+    Failed(String),
+    /// These have not finished (or not started).
+    Pending(Vec<String>),
+}
+
+/// Asks GitHub about `sha`'s check runs and commit statuses and judges `required`.
+pub fn checks(
+    api: &(String, String),
+    gh: &str,
+    sha: &str,
+    required: &[String],
+) -> Result<Checks, String> {
+    let (base, token) = api;
+    let get = |path: &str| -> Result<serde_json::Value, String> {
+        let (status, answer) = crate::outbound::api(
+            "GET",
+            &format!("{base}/repos/{gh}/commits/{sha}/{path}"),
+            token,
+            None,
+        )?;
+        if status != 200 {
+            return Err(format!(
+                "GitHub answered HTTP {status} for the {path} of {}",
+                short(sha)
+            ));
+        }
+        Ok(answer)
+    };
+    let runs = get("check-runs?per_page=100")?;
+    let statuses = get("status")?;
+    Ok(judge(required, &runs, &statuses))
+}
+
+/// The required checks' state from GitHub's check-runs and combined-status answers: a
+/// check run by `name` or a status by `context`; the newest of each name counts.
+pub fn judge(
+    required: &[String],
+    runs: &serde_json::Value,
+    statuses: &serde_json::Value,
+) -> Checks {
+    let empty = Vec::new();
+    let runs = runs["check_runs"].as_array().unwrap_or(&empty);
+    let statuses = statuses["statuses"].as_array().unwrap_or(&empty);
+    let mut pending = Vec::new();
+    for name in required {
+        // GitHub lists the newest first.
+        let run = runs.iter().find(|r| r["name"] == name.as_str());
+        let status = statuses.iter().find(|s| s["context"] == name.as_str());
+        let verdict = match (run, status) {
+            (Some(r), _) if r["status"] != "completed" => None,
+            (Some(r), _) => match r["conclusion"].as_str() {
+                Some("success" | "neutral" | "skipped") => Some(Ok(())),
+                other => Some(Err(format!("{name}: {}", other.unwrap_or("no conclusion")))),
+            },
+            (None, Some(s)) => match s["state"].as_str() {
+                Some("success") => Some(Ok(())),
+                Some("pending") | None => None,
+                Some(other) => Some(Err(format!("{name}: {other}"))),
+            },
+            (None, None) => None,
+        };
+        match verdict {
+            Some(Ok(())) => {}
+            Some(Err(why)) => return Checks::Failed(why),
+            None => pending.push(name.clone()),
+        }
+    }
+    if pending.is_empty() {
+        Checks::Passed
+    } else {
+        Checks::Pending(pending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn required_checks_pass_fail_or_wait_by_name() {
+        let need = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let runs = json!({"check_runs": [
+            {"name": "test", "status": "completed", "conclusion": "success"},
+            {"name": "lint", "status": "completed", "conclusion": "failure"},
+            {"name": "slow", "status": "in_progress", "conclusion": null},
+            {"name": "test", "status": "completed", "conclusion": "failure"}
+        ]});
+        let statuses = json!({"statuses": [
+            {"context": "ci/legacy", "state": "success"},
+            {"context": "ci/pending", "state": "pending"},
+            {"context": "ci/broken", "state": "error"}
+        ]});
+        assert_eq!(
+            judge(&need(&["test", "ci/legacy"]), &runs, &statuses),
+            Checks::Passed
+        );
+        assert_eq!(
+            judge(&need(&["test", "lint"]), &runs, &statuses),
+            Checks::Failed("lint: failure".into())
+        );
+        assert_eq!(
+            judge(&need(&["ci/broken"]), &runs, &statuses),
+            Checks::Failed("ci/broken: error".into())
+        );
+        assert_eq!(
+            judge(
+                &need(&["slow", "ci/pending", "missing", "test"]),
+                &runs,
+                &statuses
+            ),
+            Checks::Pending(need(&["slow", "ci/pending", "missing"]))
+        );
+        assert_eq!(
+            judge(&need(&["test"]), &json!({}), &json!(null)),
+            Checks::Pending(need(&["test"])),
+            "an unreadable answer is no verdict"
+        );
+    }
+}

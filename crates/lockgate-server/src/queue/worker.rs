@@ -399,11 +399,9 @@ impl Worker {
         let culprit = &batch[lo - 1].entry;
         let output = failed.remove(&lo).unwrap_or_default();
         let why = if k > 1 {
-            format!(
-                "the test command failed on the result (found by bisecting a batch of {k}): {output}"
-            )
+            format!("(found by bisecting a batch of {k}) {output}")
         } else {
-            format!("the test command failed on the result: {output}")
+            output
         };
         self.eject(culprit, &why).await;
         for b in &batch[lo..] {
@@ -423,7 +421,16 @@ impl Worker {
     }
 
     /// Runs the test command on the last result of `prefix`, if the queue has one.
+    /// The test command, then the forge's required checks, on the last result of
+    /// `prefix`; `Eject(why)` when either fails.
     async fn test(&self, ws: &Arc<Workspace>, prefix: &[Built]) -> Result<(), Stop> {
+        self.test_command(ws, prefix).await?;
+        self.required_checks(ws, prefix.last().expect("a prefix is never empty"))
+            .await
+    }
+
+    /// Runs the test command on the last result of `prefix`, if the queue has one.
+    async fn test_command(&self, ws: &Arc<Workspace>, prefix: &[Built]) -> Result<(), Stop> {
         if self.repo.test.is_empty() {
             return Ok(());
         }
@@ -465,12 +472,65 @@ impl Worker {
         }
         match run {
             testrun::TestRun::Passed => Ok(()),
-            testrun::TestRun::Failed(output) => Err(Stop::Eject(output)),
+            testrun::TestRun::Failed(output) => Err(Stop::Eject(format!(
+                "the test command failed on the result: {output}"
+            ))),
             testrun::TestRun::TimedOut => Err(Stop::Eject(format!(
-                "it ran past its {} timeout",
+                "the test command ran past its {} timeout",
                 self.repo.test_timeout
             ))),
         }
+    }
+
+    /// Waits for the GitHub checks the queue requires on `built`'s result: pushed to
+    /// the branch `lockgate-queue/<entry>` so push workflows run on it, then polled
+    /// until every required check passed, one failed, or `checks_timeout` passed.
+    async fn required_checks(&self, ws: &Arc<Workspace>, built: &Built) -> Result<(), Stop> {
+        let (Some(gh), false) = (&self.repo.github, self.repo.required_checks.is_empty()) else {
+            return Ok(());
+        };
+        let api = land::github_api(&self.state)
+            .ok_or_else(|| Stop::Later("no [github] token to read checks with".into()))?;
+        let branch = format!("refs/heads/lockgate-queue/{}", built.entry.id);
+        {
+            let (ws, result, branch) = (ws.clone(), built.result.clone(), branch.clone());
+            blocking(move || ws.push_ref(&result, &branch))
+                .await?
+                .map_err(|e| Stop::Later(format!("pushing the result for its checks: {e}")))?;
+        }
+        let deadline = std::time::Instant::now() + self.repo.checks_timeout();
+        let outcome = loop {
+            let (api, gh, sha, names) = (
+                api.clone(),
+                gh.clone(),
+                built.result.clone(),
+                self.repo.required_checks.clone(),
+            );
+            let last = match blocking(move || land::checks(&api, &gh, &sha, &names)).await? {
+                Ok(land::Checks::Passed) => break Ok(()),
+                Ok(land::Checks::Failed(why)) => {
+                    break Err(Stop::Eject(format!(
+                        "a required check failed on the result: {why}"
+                    )));
+                }
+                Ok(land::Checks::Pending(waiting)) => {
+                    format!("waiting for {}", waiting.join(", "))
+                }
+                Err(e) => e,
+            };
+            if std::time::Instant::now() >= deadline {
+                break Err(Stop::Eject(format!(
+                    "the required checks did not finish within {} ({last})",
+                    self.repo.checks_timeout
+                )));
+            }
+            tokio::time::sleep(self.repo.checks_poll()).await;
+        };
+        {
+            let (ws, branch) = (ws.clone(), branch.clone());
+            let _ = blocking(move || ws.delete_remote_ref(&branch)).await;
+        }
+        outcome
     }
 
     /// Advances the target from `tip` to `landing` for `group` (all `pushing`).
