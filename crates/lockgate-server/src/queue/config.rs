@@ -68,6 +68,7 @@ pub struct QueueRepo {
     #[serde(default = "default_method")]
     pub method: String,
     /// The test command (argv), run in a checkout of the exact result; empty: none.
+    /// It runs the change's code: point it at a sandbox (docs/merge-queue.md).
     #[serde(default)]
     pub test: Vec<String>,
     /// Environment variables passed to the test command (it gets no others but PATH,

@@ -37,6 +37,15 @@ pub fn build_stack(
     Ok(Stack { results })
 }
 
+/// `text` with the queue's remote taken out: a remote URL may carry a credential, and
+/// git repeats it in its errors, which become reasons people and webhooks see.
+pub fn scrub(text: &str, repo: &QueueRepo) -> String {
+    if repo.remote.is_empty() {
+        return text.to_string();
+    }
+    text.replace(&repo.remote, "<remote>")
+}
+
 /// Builds one entry on `on`: `Ok(Ok(result))`, `Ok(Err(why it is ejected))`, or a git
 /// failure.
 fn build_one(
@@ -53,7 +62,10 @@ fn build_one(
                 "{reference:?} is not a ref the queue can fetch"
             )));
         }
-        Err(e) => return Ok(Err(format!("fetching {reference}: {e}"))),
+        Err(e) => {
+            let why = format!("fetching {reference}: {e}");
+            return Ok(Err(scrub(&why, repo)));
+        }
     };
     if head != entry.head_sha {
         return Ok(Err(format!(
@@ -103,14 +115,17 @@ pub fn advance(
     };
     let (api, token) = github.ok_or("no [github] token to land with")?;
     let private = format!("refs/lockgate/queue/{entry_id}");
-    ws.push_ref(built, &private).map_err(|e| e.to_string())?;
+    ws.push_ref(built, &private)
+        .map_err(|e| scrub(&e.to_string(), repo))?;
     let url = format!("{api}/repos/{gh}/git/refs/heads/{}", repo.target);
     let body = serde_json::json!({"sha": built, "force": false});
     let (status, answer) = crate::outbound::api("PATCH", &url, token, Some(&body))?;
     let outcome = match status {
         200 | 201 => Ok(Advance::Done),
         422 => {
-            let now = ws.fetch_branch(&repo.target).map_err(|e| e.to_string())?;
+            let now = ws
+                .fetch_branch(&repo.target)
+                .map_err(|e| scrub(&e.to_string(), repo))?;
             if now != tip {
                 Ok(Advance::Moved)
             } else {
@@ -252,6 +267,19 @@ pub fn judge(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_remote_and_its_credential_never_reach_a_reason() {
+        let repo: QueueRepo = toml::from_str(
+            "name = \"acme/app\"\nremote = \"https://x-access-token:ghs_secret@github.com/acme/app.git\"\n",
+        )
+        .unwrap();
+        let said =
+            "fatal: could not read from https://x-access-token:ghs_secret@github.com/acme/app.git";
+        let scrubbed = scrub(said, &repo);
+        assert!(!scrubbed.contains("ghs_secret"), "{scrubbed}");
+        assert_eq!(scrubbed, "fatal: could not read from <remote>");
+    }
 
     #[test]
     fn required_checks_pass_fail_or_wait_by_name() {

@@ -79,6 +79,7 @@ impl Worker {
                         Ok(true) if self.held.load(Ordering::Acquire) => continue,
                         Ok(_) => break,
                         Err(e) => {
+                            let e = land::scrub(&e, &self.repo);
                             tracing::warn!(repo = %self.repo.name, error = %e, "merge queue");
                             break;
                         }
@@ -179,7 +180,7 @@ impl Worker {
             let (ws, repo, entries) = (ws.clone(), self.repo.clone(), standing.clone());
             blocking(move || land::build_stack(&ws, &repo, &entries)).await?
         }
-        .map_err(|e| format!("building: {e}"))?;
+        .map_err(|e| land::scrub(&format!("building: {e}"), &self.repo))?;
         let Stack { results } = stack;
         let mut batch: Vec<Built> = Vec::new();
         let mut after_ejection: Option<String> = None;
