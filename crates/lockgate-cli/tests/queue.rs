@@ -94,8 +94,9 @@ impl World {
             .unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr))
     }
 
-    /// The test command: fails when docs/FAIL.md exists; logs what it tested; the
-    /// first time it finds the `move-main` marker, a person pushes to main.
+    /// The test command: fails when docs/FAIL.md exists; logs what it tested; runs
+    /// `during-test.sh` once if there is one; the first time it finds the `move-main`
+    /// marker, a person pushes to main.
     fn test_script(&self) -> PathBuf {
         let script = self.scratch.path().join("test.sh");
         std::fs::write(
@@ -106,6 +107,10 @@ echo "$LOCKGATE_QUEUE_CHANGE $LOCKGATE_QUEUE_RESULT_SHA $(git rev-parse HEAD)" >
 if [ -e docs/FAIL.md ]; then
     echo "docs/FAIL.md must not exist" >&2
     exit 3
+fi
+if [ -e "$QUEUE_SCRATCH/during-test.sh" ]; then
+    mv "$QUEUE_SCRATCH/during-test.sh" "$QUEUE_SCRATCH/during-test.ran"
+    sh "$QUEUE_SCRATCH/during-test.ran" >> "$QUEUE_SCRATCH/during-test.log" 2>&1
 fi
 if [ -e "$QUEUE_SCRATCH/move-main" ]; then
     rm "$QUEUE_SCRATCH/move-main"
@@ -1037,4 +1042,51 @@ fn release(url: &str, token: &str, hold: &Value) {
         Some(json!({"id": hold["id"]})),
     );
     assert_eq!(status, 200, "{answer}");
+}
+
+/// The change gets a new head while its result is being tested: the entry does not
+/// land (the head that would land is no longer the change), it is ejected, saying so.
+#[test]
+fn a_change_that_moves_on_during_its_tests_does_not_land() {
+    let w = World::new();
+    let db = w.sqlite();
+    let notices = FakeHttp::ok();
+    let (config, ci, _, ada) = w.prepare(&notices.url, "", &db);
+    w.agent_change("agent/a", "docs/a.md", "# A\n");
+    let main_before = w.origin_git(&["rev-parse", "main"]);
+    let server = serve(&w, &config, &db, &[]);
+    let url = server.url().to_string();
+    // While a's result is tested, the agent pushes another commit and CI records it.
+    std::fs::write(
+        w.scratch.path().join("during-test.sh"),
+        format!(
+            "set -e\ncd '{repo}'\necho more >> docs/a.md\n\
+             git -c user.name=Claude -c user.email=noreply@anthropic.com commit -qam 'more'\n\
+             git push -q origin agent/a\n\
+             '{bin}' check --base main --format json --server '{url}' --server-token-file '{ci}' \
+             --server-repo {REPO} --change agent/a > /dev/null || true\n",
+            repo = w.r.path().display(),
+            bin = env!("CARGO_BIN_EXE_lockgate"),
+            ci = ci.display(),
+        ),
+    )
+    .unwrap();
+    w.r.checkout("agent/a");
+    w.record(&url, &ci, "agent/a");
+    let recent = wait_for(&url, &ada, "the first head to finish", |r| {
+        r.iter()
+            .any(|e| e["change_ref"] == "agent/a" && e["state"] == "ejected")
+    });
+    let log = std::fs::read_to_string(w.scratch.path().join("during-test.log")).unwrap_or_default();
+    let first = recent
+        .iter()
+        .find(|e| e["change_ref"] == "agent/a" && e["state"] == "ejected")
+        .unwrap();
+    let why = first["reason"].as_str().unwrap();
+    assert!(why.contains("newer head"), "{why}\n{log}");
+    assert_eq!(
+        w.origin_git(&["rev-parse", "main"]),
+        main_before,
+        "nothing landed"
+    );
 }

@@ -256,6 +256,33 @@ impl Worker {
         }
         batch.truncate(landed);
 
+        // A change that moved on meanwhile (a newer head, a withdrawn approval) stops
+        // the batch before the push: it is ejected, the others rebuilt without it.
+        for (i, b) in batch.iter().enumerate() {
+            match self.still_stands(&b.entry).await {
+                Ok(()) => continue,
+                Err(Stop::Eject(why)) => {
+                    self.eject(&b.entry, &why).await;
+                    let again = format!(
+                        "rebuilding: {} in its batch no longer stands",
+                        b.entry.change_ref
+                    );
+                    for (j, other) in batch.iter().enumerate() {
+                        if j != i {
+                            self.requeue(&other.entry, &again).await;
+                        }
+                    }
+                    return Ok(());
+                }
+                Err(Stop::Later(why)) => {
+                    for other in &batch {
+                        self.requeue(&other.entry, "retrying").await;
+                    }
+                    return Err(why);
+                }
+            }
+        }
+
         // A hold placed meanwhile stops the batch before the push.
         let holds = store.active_holds().await.map_err(|e| e.to_string())?;
         if let Some((hold, _)) = batch
