@@ -475,8 +475,19 @@ fn wait_dead(url: &str) {
 /// it (recorded as pushing, not landed): each change lands exactly once.
 #[test]
 fn a_crash_mid_merge_neither_loses_nor_doubles_a_merge() {
+    crash_flow(None);
+}
+
+#[test]
+fn a_crash_mid_merge_neither_loses_nor_doubles_a_merge_on_postgres() {
+    on_postgres("merge queue crash on PostgreSQL", |db| crash_flow(Some(db)));
+}
+
+/// [`a_crash_mid_merge_neither_loses_nor_doubles_a_merge`] on the ledger at `db`
+/// (`None`: an SQLite file of its own).
+fn crash_flow(db: Option<&str>) {
     let w = World::new();
-    let db = w.sqlite();
+    let db = db.map_or_else(|| w.sqlite(), String::from);
     let notices = FakeHttp::ok();
     let (config, ci, _, ada) = w.prepare(&notices.url, "", &db);
     let a = w.agent_change("agent/a", "docs/a.md", "# A\n");
