@@ -1101,3 +1101,47 @@ fn a_change_that_moves_on_during_its_tests_does_not_land() {
         "nothing landed"
     );
 }
+
+/// Approvals stay bound: a change that entered with Ada's approval, where Ada asks for
+/// changes while its result is tested, does not land.
+#[test]
+fn a_withdrawn_approval_stops_the_change_before_it_lands() {
+    let w = World::new();
+    let db = w.sqlite();
+    let notices = FakeHttp::ok();
+    let (config, ci, _, ada) = w.prepare(&notices.url, "", &db);
+    let d = w.agent_change("agent/d", "src/lib.rs", "pub fn f() {}\npub fn g() {}\n");
+    let main_before = w.origin_git(&["rev-parse", "main"]);
+    let server = serve(&w, &config, &db, &[]);
+    let url = server.url().to_string();
+    std::fs::write(
+        w.scratch.path().join("during-test.sh"),
+        format!(
+            "curl -fsS -X POST -H 'Authorization: Bearer {ada}' -H 'Content-Type: application/json' \
+             --data '{{\"repo\":\"{REPO}\",\"change_ref\":\"agent/d\",\"head_sha\":\"{d}\",\"state\":\"changes_requested\"}}' \
+             '{url}/api/v1/approvals'\n"
+        ),
+    )
+    .unwrap();
+    w.r.checkout("agent/d");
+    let decision = w.record(&url, &ci, "agent/d");
+    assert_eq!(decision["verdict"], "needs_approval");
+    let (status, approved) = http(
+        "POST",
+        &format!("{url}/api/v1/approvals"),
+        Some(&ada),
+        Some(json!({"repo": REPO, "change_ref": "agent/d", "head_sha": d, "state": "approved"})),
+    );
+    assert_eq!(status, 200, "{approved}");
+    let recent = wait_for(&url, &ada, "d to finish", |r| is_final(r, "agent/d"));
+    let log = std::fs::read_to_string(w.scratch.path().join("during-test.log")).unwrap_or_default();
+    let e = entry(&recent, "agent/d");
+    assert_eq!(e["state"], "ejected", "{e:#}\n{log}");
+    let why = e["reason"].as_str().unwrap();
+    assert!(why.contains("no longer satisfy"), "{why}");
+    assert_eq!(
+        w.origin_git(&["rev-parse", "main"]),
+        main_before,
+        "nothing landed"
+    );
+}
