@@ -311,13 +311,7 @@ fn queue_flow(db: Option<&str>) {
         &admin,
         json!({"scope": "global", "reason": "incident 42"}),
     );
-    let (status, approved) = http(
-        "POST",
-        &format!("{url}/api/v1/approvals"),
-        Some(&ada),
-        Some(json!({"repo": REPO, "change_ref": "agent/d", "head_sha": d, "state": "approved"})),
-    );
-    assert_eq!(status, 200, "{approved}");
+    let approved = approve(&url, &ada, "agent/d", &d);
     assert_eq!(approved["approved"], true, "{approved:#}");
     let recent = wait_for(&url, &ada, "d to show the hold", |r| {
         r.iter().any(|e| {
@@ -1126,13 +1120,7 @@ fn a_withdrawn_approval_stops_the_change_before_it_lands() {
     w.r.checkout("agent/d");
     let decision = w.record(&url, &ci, "agent/d");
     assert_eq!(decision["verdict"], "needs_approval");
-    let (status, approved) = http(
-        "POST",
-        &format!("{url}/api/v1/approvals"),
-        Some(&ada),
-        Some(json!({"repo": REPO, "change_ref": "agent/d", "head_sha": d, "state": "approved"})),
-    );
-    assert_eq!(status, 200, "{approved}");
+    approve(&url, &ada, "agent/d", &d);
     let recent = wait_for(&url, &ada, "d to finish", |r| is_final(r, "agent/d"));
     let log = std::fs::read_to_string(w.scratch.path().join("during-test.log")).unwrap_or_default();
     let e = entry(&recent, "agent/d");
@@ -1144,4 +1132,16 @@ fn a_withdrawn_approval_stops_the_change_before_it_lands() {
         main_before,
         "nothing landed"
     );
+}
+
+/// Approves a change's head as `token`'s person; the change's state.
+fn approve(url: &str, token: &str, change: &str, head: &str) -> Value {
+    let (status, state) = http(
+        "POST",
+        &format!("{url}/api/v1/approvals"),
+        Some(token),
+        Some(json!({"repo": REPO, "change_ref": change, "head_sha": head, "state": "approved"})),
+    );
+    assert_eq!(status, 200, "{state}");
+    state
 }
