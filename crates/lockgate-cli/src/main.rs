@@ -153,6 +153,10 @@ enum Command {
     /// queue, history. SQLite by default (no setup); --database-url postgres://… for
     /// teams and several replicas. `serve token create` makes API tokens.
     ///
+    /// The server config adds the web UI's people, Slack, GitHub, escalation, the LLM
+    /// gateway ([gateway], docs/gateway.md) and the merge queue ([merge]: changes land
+    /// only after the gate and the tests ran on the exact commit, docs/merge-queue.md).
+    ///
     /// Examples:
     ///   lockgate serve                                   # sqlite://lockgate.db, 127.0.0.1:8700
     ///   lockgate serve --config lockgate-server.toml --database-url postgres://lockgate@db/lockgate
