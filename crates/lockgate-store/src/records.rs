@@ -351,6 +351,30 @@ pub struct HoldRecord {
     pub released_ms: Option<i64>,
 }
 
+impl HoldRecord {
+    /// Whether this hold stops a change of `repo` (`change_ref`, written by `agent`):
+    /// a global hold, one on its repository, its agent, or the change itself.
+    pub fn stops(&self, repo: &str, change_ref: &str, agent: Option<&str>) -> bool {
+        match self.scope {
+            HoldScope::Global => true,
+            HoldScope::Repo => self.target == repo,
+            HoldScope::Agent => Some(self.target.as_str()) == agent,
+            HoldScope::Change => {
+                self.target
+                    .strip_prefix(repo)
+                    .and_then(|t| t.strip_prefix('#'))
+                    == Some(change_ref)
+            }
+        }
+    }
+
+    /// Whether it stops everything in `repo` (global, or on the repository).
+    pub fn stops_repo(&self, repo: &str) -> bool {
+        matches!(self.scope, HoldScope::Global)
+            || (self.scope == HoldScope::Repo && self.target == repo)
+    }
+}
+
 pub(crate) const HOLD_COLUMNS: &str =
     "id, scope, target, reason, placed_by, created_ms, released_by, released_ms";
 

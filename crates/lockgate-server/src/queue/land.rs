@@ -25,13 +25,12 @@ pub fn build_stack(
     let mut prev = tip;
     let mut results = Vec::with_capacity(entries.len());
     for entry in entries {
-        let built = build_one(ws, repo, entry, &prev)?;
-        if let Ok(result) = &built {
-            let pair = (prev.clone(), result.clone());
-            prev = result.clone();
-            results.push(Ok(pair));
-        } else if let Err(why) = built {
-            results.push(Err(why));
+        match build_one(ws, repo, entry, &prev)? {
+            Ok(result) => {
+                let on = std::mem::replace(&mut prev, result.clone());
+                results.push(Ok((on, result)));
+            }
+            Err(why) => results.push(Err(why)),
         }
     }
     Ok(Stack { results })

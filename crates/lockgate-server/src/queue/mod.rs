@@ -84,10 +84,7 @@ pub(crate) async fn enter_if_allowed(
 /// The remote ref of a change: `pr/42` → `refs/pull/42/head`, `refs/…` as is, anything
 /// else a branch.
 pub fn change_remote_ref(change_ref: &str) -> String {
-    if let Some(n) = change_ref.strip_prefix("pr/")
-        && !n.is_empty()
-        && n.bytes().all(|b| b.is_ascii_digit())
-    {
+    if let Some(n) = crate::github::pr_number(change_ref) {
         return format!("refs/pull/{n}/head");
     }
     if change_ref.starts_with("refs/") {
@@ -163,14 +160,10 @@ fn hold_on<'a>(
     repo: &str,
     entry: &QueueEntry,
 ) -> Option<(&'a HoldRecord, bool)> {
-    let change = format!("{repo}#{}", entry.change_ref);
-    holds.iter().find_map(|h| match h.scope {
-        HoldScope::Global => Some((h, true)),
-        HoldScope::Repo if h.target == repo => Some((h, true)),
-        HoldScope::Agent if entry.agent.as_deref() == Some(h.target.as_str()) => Some((h, false)),
-        HoldScope::Change if h.target == change => Some((h, false)),
-        _ => None,
-    })
+    holds
+        .iter()
+        .find(|h| h.stops(repo, &entry.change_ref, entry.agent.as_deref()))
+        .map(|h| (h, h.stops_repo(repo)))
 }
 
 fn held_reason(h: &HoldRecord) -> String {
@@ -289,17 +282,13 @@ pub(crate) async fn view(
         let mut held_by = Vec::new();
         let mut entry_holds = Vec::new();
         for h in &holds {
-            match h.scope {
-                HoldScope::Global => held_by.push(h.clone()),
-                HoldScope::Repo if h.target == r.name => held_by.push(h.clone()),
-                HoldScope::Agent | HoldScope::Change
-                    if entries
-                        .iter()
-                        .any(|e| hold_on(std::slice::from_ref(h), &r.name, e).is_some()) =>
-                {
-                    entry_holds.push(h.clone())
-                }
-                _ => {}
+            if h.stops_repo(&r.name) {
+                held_by.push(h.clone());
+            } else if entries
+                .iter()
+                .any(|e| h.stops(&r.name, &e.change_ref, e.agent.as_deref()))
+            {
+                entry_holds.push(h.clone());
             }
         }
         queues.push(QueueView {

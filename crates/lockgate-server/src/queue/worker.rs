@@ -7,7 +7,6 @@ use super::{QueueRepo, guard, held_reason, hold_on, short, testrun};
 use crate::AppState;
 use lockgate_merge::{Advance, Workspace};
 use lockgate_store::{EntryState, NewMerge, QueueEntry, Transition};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -397,58 +396,40 @@ impl Worker {
     /// that fails, ejects its last entry and sends the ones after it back to the queue.
     /// How many entries (a prefix whose last result passed the tests) may land.
     async fn test_batch(&self, ws: &Arc<Workspace>, batch: &[Built]) -> Result<usize, String> {
-        let mut failed: HashMap<usize, String> = HashMap::new();
-        let mut passed: Vec<usize> = Vec::new();
         let k = batch.len();
-        match self.test(ws, &batch[..k]).await {
+        // `hi` is a prefix known to fail (with its output), `passed` the longest known
+        // to pass: the search closes the gap to the first failing prefix.
+        let mut failing = match self.test(ws, batch).await {
             Ok(()) => return Ok(k),
-            Err(Stop::Eject(output)) => {
-                failed.insert(k, output);
-            }
+            Err(Stop::Eject(output)) => output,
             Err(Stop::Later(why)) => return Err(why),
-        }
-        // The smallest prefix that fails: every prefix below it passed (the last one
-        // below it was tested to say so).
-        let (mut lo, mut hi) = (1, k);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
+        };
+        let (mut passed, mut hi) = (0, k);
+        while passed + 1 < hi {
+            let mid = (passed + 1 + hi) / 2;
             match self.test(ws, &batch[..mid]).await {
-                Ok(()) => {
-                    passed.push(mid);
-                    lo = mid + 1;
-                }
-                Err(Stop::Eject(output)) => {
-                    failed.insert(mid, output);
-                    hi = mid;
-                }
+                Ok(()) => passed = mid,
+                Err(Stop::Eject(output)) => (failing, hi) = (output, mid),
                 Err(Stop::Later(why)) => return Err(why),
             }
         }
-        let culprit = &batch[lo - 1].entry;
-        let output = failed.remove(&lo).unwrap_or_default();
+        let culprit = &batch[hi - 1].entry;
         let why = if k > 1 {
-            format!("(found by bisecting a batch of {k}) {output}")
+            format!("(found by bisecting a batch of {k}) {failing}")
         } else {
-            output
+            failing
         };
         self.eject(culprit, &why).await;
-        for b in &batch[lo..] {
+        for b in &batch[hi..] {
             let again = format!(
                 "rebuilding: {} before it in its batch failed the tests",
                 culprit.change_ref
             );
             self.requeue(&b.entry, &again).await;
         }
-        let landable = lo - 1;
-        debug_assert!(landable == 0 || passed.contains(&landable));
-        Ok(if landable == 0 || passed.contains(&landable) {
-            landable
-        } else {
-            0
-        })
+        Ok(passed)
     }
 
-    /// Runs the test command on the last result of `prefix`, if the queue has one.
     /// The test command, then the forge's required checks, on the last result of
     /// `prefix`; `Eject(why)` when either fails.
     async fn test(&self, ws: &Arc<Workspace>, prefix: &[Built]) -> Result<(), Stop> {
@@ -580,8 +561,7 @@ impl Worker {
             );
             let github = land::github_api(&self.state);
             blocking(move || land::advance(&ws, &repo, github.as_ref(), &id, &tip, &landing))
-                .await
-                .map_err(|_| "worker task failed".to_string())?
+                .await?
         };
         match advanced {
             Ok(Advance::Done) => {
@@ -632,16 +612,12 @@ impl Worker {
             .collect();
         let now = {
             let (ws, target) = (ws.clone(), self.repo.target.clone());
-            blocking(move || ws.fetch_branch(&target))
-                .await
-                .map_err(|_| "worker task failed".to_string())?
+            blocking(move || ws.fetch_branch(&target)).await?
         }
         .map_err(|e| format!("fetching {}: {e}", self.repo.target))?;
         let landed = {
             let (ws, landing, now) = (ws.clone(), landing.clone(), now.clone());
-            blocking(move || ws.is_ancestor(&landing, &now))
-                .await
-                .map_err(|_| "worker task failed".to_string())?
+            blocking(move || ws.is_ancestor(&landing, &now)).await?
         }
         .map_err(|e| e.to_string())?;
         if landed {

@@ -357,15 +357,9 @@ fn holds_for(
     change: &str,
     agent: Option<&str>,
 ) -> Vec<HoldRecord> {
-    let change_target = format!("{repo}#{change}");
     holds
         .into_iter()
-        .filter(|h| match h.scope {
-            HoldScope::Global => true,
-            HoldScope::Repo => h.target == repo,
-            HoldScope::Agent => Some(h.target.as_str()) == agent,
-            HoldScope::Change => h.target == change_target,
-        })
+        .filter(|h| h.stops(repo, change, agent))
         .collect()
 }
 
